@@ -1,0 +1,475 @@
+"""Speech recognition: Whisper on CTranslate2 (faster-whisper), packed and batched.
+
+``Whisper`` is an engine you build once and reuse. ``transcribe_many`` takes any number of
+inputs and streams them through one pipeline:
+
+  decode (audio.stream) -> speech regions (vad) -> pack into 30 s windows (packing)
+  -> batched encoder + greedy/beam decoder (CTranslate2) -> fallback for doubtful windows
+  -> unpack to inputs -> repetition guard -> Transcript
+
+Why not faster-whisper's ``transcribe``: it decodes one input at a time and pads each short
+input to 30 s. Packing speech from many inputs into full windows does the same work with a
+fraction of the encoder passes (see benchmarks/asr.py). faster-whisper's pieces are reused:
+its model wrapper, feature extractor, tokenizer, temperature fallback and word alignment.
+
+Language: given, or detected per input from a window holding only that input (Whisper's
+language-ID on the input's first 30 s of speech); windows then only mix inputs of one language.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import audio as audio_io
+from .errors import InputError, VoxaError
+from .packing import WINDOW_S, Piece, Window, leftovers, pack, starved, unpack
+from .registry import resolve
+from .types import Segment, Transcript
+from .vad import VadConfig, stream_regions
+
+log = logging.getLogger("voxa.asr")
+
+TASKS = ("transcribe", "translate")
+_PREPEND, _APPEND = "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、"
+# Buffer this much speech (seconds) before packing, per window of batch: bounded memory,
+# and enough choice for the packer to fill windows well.
+_LOOKAHEAD_WINDOWS = 2
+
+
+@dataclass
+class Options:
+    language: str | None = None
+    task: str = "transcribe"
+    beam_size: int = 3  # measured: as accurate as 5 on packed windows, faster (benchmarks/asr.py)
+    batch_size: int = 8
+    word_timestamps: bool = False
+    vad: bool = True
+    initial_prompt: str | None = None
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float = 2.4
+    log_prob_threshold: float = -1.0
+    no_speech_threshold: float = 0.6
+    gap_s: float = 1.0  # silence between packed pieces
+    timestamps: bool = False  # decode Whisper's timestamp tokens (else text + word alignment)
+    pack: bool = True  # False: one input's region per window (no cross-input packing)
+    vad_config: VadConfig = field(default_factory=VadConfig)
+
+
+@dataclass
+class Failure:
+    """An input that could not be transcribed; the others go on."""
+
+    source: str
+    error: VoxaError
+
+
+@dataclass
+class _Input:
+    index: int
+    name: str
+    language: str | None
+    language_probability: float = 0.0
+    duration: float = 0.0
+    reading: bool = True  # still producing pieces
+    outstanding: int = 0  # pieces handed out and not yet decoded
+    waiting: list[Piece] = field(default_factory=list)  # pieces held back until language is known
+    detecting: bool = False
+    segments: list[tuple[float, Segment]] = field(default_factory=list)
+    error: VoxaError | None = None
+    done_s: float = 0.0
+
+
+def languages() -> list[str]:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return sorted(_LANGUAGE_CODES)
+
+
+class Whisper:
+    """A loaded Whisper model. Thread-compatible, not thread-safe: one call at a time."""
+
+    def __init__(self, model: str | None = None, *, device: str = "cpu", compute_type: str = "int8",
+                 cpu_threads: int = 0):
+        from faster_whisper import WhisperModel
+
+        self.name, path = resolve(model, "asr")
+        self.model = WhisperModel(str(path), device=device, compute_type=compute_type,
+                                  cpu_threads=cpu_threads, local_files_only=True)
+        self.multilingual = self.model.model.is_multilingual
+
+    # ------------------------------------------------------------------ public API
+    def transcribe(self, source: audio_io.Source, **options) -> Transcript:
+        """Transcribe one input; raises VoxaError on bad input."""
+        (result,) = list(self.transcribe_many([source], **options))
+        if isinstance(result, Failure):
+            raise result.error
+        return result
+
+    def transcribe_many(
+        self, sources: Iterable[audio_io.Source], *, on_progress: Callable[[float], None] | None = None,
+        **options,
+    ) -> Iterator[Transcript | Failure]:
+        """Transcribe inputs together, yielding each result in input order as soon as it is done."""
+        opts = self._options(options)
+        sources = list(sources)
+        inputs = [_Input(i, audio_io.source_name(s), opts.language) for i, s in enumerate(sources)]
+        if not self.multilingual:
+            for inp in inputs:
+                inp.language, inp.language_probability = "en", 1.0
+        elif opts.language:
+            for inp in inputs:
+                inp.language_probability = 1.0
+        next_out = 0
+        for _ in self._run(sources, inputs, opts, on_progress):
+            while next_out < len(inputs) and self._finished(inputs[next_out]):
+                yield self._result(inputs[next_out], opts)
+                inputs[next_out] = None  # free its segments
+                next_out += 1
+        while next_out < len(inputs):
+            yield self._result(inputs[next_out], opts)
+            next_out += 1
+
+    # ------------------------------------------------------------------ options
+    def _options(self, kw: dict) -> Options:
+        opts = Options()
+        unknown = set(kw) - set(Options.__dataclass_fields__)
+        if unknown:
+            raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        opts = replace(opts, **kw)
+        if opts.task not in TASKS:
+            raise InputError(f"unknown task {opts.task!r}; choose transcribe or translate")
+        if opts.language:
+            opts.language = opts.language.lower()
+            if opts.language not in languages():
+                raise InputError(f"unknown language code {opts.language!r} (use ISO 639-1 codes such as en, de, es)")
+            if not self.multilingual and opts.language != "en":
+                raise InputError(f"model {self.name} is English-only; use whisper-base for {opts.language!r}")
+        if not self.multilingual and opts.task == "translate":
+            raise InputError(f"model {self.name} is English-only and cannot translate; use whisper-base")
+        if opts.beam_size < 1 or opts.batch_size < 1:
+            raise InputError("beam size and batch size must be at least 1")
+        return opts
+
+    # ------------------------------------------------------------------ scheduling
+    @staticmethod
+    def _finished(inp: _Input | None) -> bool:
+        return inp is None or inp.error is not None or (
+            not inp.reading and inp.outstanding == 0 and not inp.waiting and not inp.detecting)
+
+    def _run(self, sources, inputs: list[_Input], opts: Options, on_progress) -> Iterator[None]:
+        """Read pieces, pack, decode; yields after every decoded batch."""
+        pool: dict[str, list[Piece]] = {}  # language -> pieces ready to pack
+        detect: list[Window] = []  # one window per input whose language is unknown
+        pooled_s = 0.0  # seconds of speech held in pool, detect windows and waiting lists
+        budget = opts.batch_size * WINDOW_S * _LOOKAHEAD_WINDOWS
+        readers = ((inp, self._pieces(src, inp, opts)) for inp, src in zip(inputs, sources))
+        current = next(readers, None)
+
+        def progress(inp: _Input, t: float) -> None:
+            if on_progress and t > inp.done_s:
+                on_progress(t - inp.done_s)
+                inp.done_s = t
+
+        while True:
+            # 1. read until there is enough to fill a batch well (or input runs out)
+            while current is not None and pooled_s < budget:
+                inp, it = current
+                piece = next(it, None)
+                if piece is None:
+                    inp.reading = False
+                    if self._finished(inp) and inp.error is None:
+                        progress(inp, inp.duration)
+                    current = next(readers, None)
+                    yield
+                    continue
+                pooled_s += piece.duration
+                if inp.language is None:
+                    w = next((w for w in detect if w.pieces[0].file == inp.index), None)
+                    if w is None and not inp.detecting:
+                        w = Window(None)
+                        detect.append(w)
+                        inp.detecting = True
+                    if w is not None and w.fits(piece, opts.gap_s) and not inp.waiting:
+                        w.add(piece, opts.gap_s)
+                    else:
+                        inp.waiting.append(piece)
+                    continue
+                inp.outstanding += 1
+                pool.setdefault(inp.language, []).append(piece)
+            # 2. pack and decode one batch
+            if not detect and not any(pool.values()):
+                if current is None:
+                    return
+                continue
+            batch = detect[: opts.batch_size]
+            detect = detect[len(batch):]
+            if len(batch) < opts.batch_size and any(pool.values()):
+                for lang in list(pool):
+                    if len(batch) >= opts.batch_size:
+                        break
+                    windows = pack(pool.pop(lang), opts.gap_s, lang) if opts.pack else \
+                        [self._single(p, lang) for p in pool.pop(lang)]
+                    take, rest = windows[: opts.batch_size - len(batch)], windows[opts.batch_size - len(batch):]
+                    batch += take
+                    if rest:  # keep what does not fit this batch for the next round
+                        pool[lang] = [p for w in rest for p in w.pieces]
+            pooled_s -= sum(w.length - (len(w.pieces) - 1) * opts.gap_s for w in batch)
+            requeue = self._decode(batch, inputs, opts)
+            # 3. bookkeeping: languages learnt, pieces released, progress
+            for w in batch:
+                for p in w.pieces:
+                    inp = inputs[p.file]
+                    if inp is None:
+                        continue
+                    if w.language is not None:
+                        inp.outstanding -= 1
+                    progress(inp, p.start + p.duration)
+                if w.language is None:
+                    inp = inputs[w.pieces[0].file]
+                    inp.detecting = False
+                    inp.outstanding += len(inp.waiting)
+                    pool.setdefault(inp.language, []).extend(inp.waiting)
+                    inp.waiting = []
+            for p in requeue:
+                inputs[p.file].outstanding += 1
+                pool.setdefault(inputs[p.file].language, []).append(p)
+                pooled_s += p.duration
+            for inp in inputs:
+                if inp is not None and self._finished(inp) and inp.error is None:
+                    progress(inp, inp.duration)
+            yield
+
+    @staticmethod
+    def _single(piece: Piece, lang: str) -> Window:
+        w = Window(lang)
+        w.add(piece, 0.0)
+        return w
+
+    def _pieces(self, source, inp: _Input, opts: Options) -> Iterator[Piece]:
+        """Speech regions of one input as Pieces; records its duration; errors end the input."""
+        total = 0
+
+        def blocks():
+            nonlocal total
+            for block in audio_io.stream(source, block_seconds=120.0):
+                total += block.size
+                yield block
+
+        try:
+            for region in stream_regions(blocks(), opts.vad_config, vad=opts.vad):
+                yield Piece(inp.index, region.start, region.audio)
+        except VoxaError as e:
+            inp.error = e
+        finally:
+            inp.duration = total / audio_io.SAMPLE_RATE
+
+    # ------------------------------------------------------------------ decoding
+    def _tokenizer(self, language: str, task: str):
+        from faster_whisper.tokenizer import Tokenizer
+
+        return Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=language)
+
+    def _decode(self, windows: list[Window], inputs: list[_Input], opts: Options) -> list[Piece]:
+        """Decode a batch of windows; results go to their inputs. Returns the pieces (or
+        tails) the decoder did not reach, to be decoded again."""
+        requeue: list[Piece] = []
+        fe = self.model.feature_extractor
+        feats = np.stack([fe(w.audio(), padding=0)[:, :3000] for w in windows]).astype(np.float32)
+        encoder_output = self.model.encode(feats)
+        languages: list[tuple[str, float]] = [(w.language, 1.0) for w in windows]
+        if any(w.language is None for w in windows):
+            detected = self.model.model.detect_language(encoder_output)
+            for i, w in enumerate(windows):
+                if w.language is None:
+                    tok, prob = detected[i][0]
+                    languages[i] = (tok[2:-2], float(prob))
+                    inp = inputs[w.pieces[0].file]
+                    inp.language, inp.language_probability = languages[i][0], round(languages[i][1], 4)
+        prompts, tokenizers = [], []
+        for lang, _ in languages:
+            tok = self._tokenizer(lang, opts.task)
+            tokenizers.append(tok)
+            previous = tok.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
+            prompts.append(self.model.get_prompt(tok, previous, without_timestamps=not opts.timestamps))
+        results = self.model.model.generate(
+            encoder_output, prompts, beam_size=opts.beam_size, max_length=self.model.max_length,
+            return_scores=True, return_no_speech_prob=True, suppress_blank=True,
+            suppress_tokens=[-1], max_initial_timestamp_index=50,
+        )
+        for i, (w, res) in enumerate(zip(windows, results)):
+            tokens = res.sequences_ids[0]
+            avg_logprob = res.scores[0] / (len(tokens) + 1)
+            text = tokenizers[i].decode(tokens).strip()
+            temperature = 0.0
+            if self._doubtful(text, avg_logprob, res.no_speech_prob, opts):
+                res, avg_logprob, temperature, _ = self.model.generate_with_fallback(
+                    self._slice(encoder_output, i),
+                    prompts[i], tokenizers[i], self._fw_options(opts))
+                tokens = res.sequences_ids[0]
+            if res.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold:
+                continue  # Whisper's own silence rule: nothing said here
+            requeue += self._emit(w, i, tokens, tokenizers[i], encoder_output, opts, inputs, dict(
+                avg_logprob=round(float(avg_logprob), 4), no_speech_prob=round(float(res.no_speech_prob), 4),
+                compression_ratio=round(_compression_ratio(tokenizers[i].decode(tokens)), 3),
+                temperature=temperature))
+        return requeue
+
+    @staticmethod
+    def _slice(encoder_output, i: int):
+        import ctranslate2
+
+        arr = np.asarray(encoder_output)[i : i + 1]
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(arr))
+
+    @staticmethod
+    def _doubtful(text: str, avg_logprob: float, no_speech_prob: float, opts: Options) -> bool:
+        if _compression_ratio(text) > opts.compression_ratio_threshold:
+            return True
+        silent = no_speech_prob > opts.no_speech_threshold
+        return avg_logprob < opts.log_prob_threshold and not silent
+
+    def _fw_options(self, opts: Options):
+        from faster_whisper.transcribe import TranscriptionOptions
+
+        return TranscriptionOptions(
+            beam_size=max(opts.beam_size, 5), best_of=5, patience=1.0, length_penalty=1.0,
+            repetition_penalty=1.0, no_repeat_ngram_size=0, log_prob_threshold=opts.log_prob_threshold,
+            no_speech_threshold=opts.no_speech_threshold,
+            compression_ratio_threshold=opts.compression_ratio_threshold,
+            condition_on_previous_text=False, prompt_reset_on_temperature=0.5,
+            temperatures=list(opts.temperatures), initial_prompt=None, prefix=None, suppress_blank=True,
+            suppress_tokens=[-1], without_timestamps=False, max_initial_timestamp=1.0,
+            word_timestamps=False, prepend_punctuations=_PREPEND, append_punctuations=_APPEND,
+            multilingual=False, max_new_tokens=None, clip_timestamps="0", hallucination_silence_threshold=None,
+            hotwords=None,
+        )
+
+    def _emit(self, w: Window, i: int, tokens, tok, encoder_output, opts: Options, inputs, stats) -> list[Piece]:
+        if opts.timestamps:
+            segs, _, complete = self.model._split_segments_by_timestamps(
+                tokenizer=tok, tokens=tokens, time_offset=0.0, segment_size=3000,
+                segment_duration=WINDOW_S, seek=0)
+        else:
+            segs, complete = [dict(start=0.0, end=w.length, tokens=tokens)], True
+        for s in segs:
+            s["text"] = tok.decode([t for t in s["tokens"] if t < tok.eot])
+            s["start"], s["end"] = min(s["start"], w.length), min(max(s["end"], s["start"]), w.length)
+            s["seek"] = 0
+        needs_words = opts.word_timestamps or not opts.timestamps or (
+            len(w.pieces) > 1 and any(w.spans_join(s["start"], s["end"]) for s in segs))
+        if needs_words and any(s["text"].strip() for s in segs):
+            view = self._slice(encoder_output, i) if np.asarray(encoder_output).shape[0] > 1 else encoder_output
+            self.model.add_word_timestamps(
+                [segs], tok, view, [3000], _PREPEND, _APPEND, 0.0)
+        # How far the decoder got (Whisper's seek): an unfinished last segment is dropped and
+        # speech the decoder skipped after it stopped is queued to be decoded again.
+        stamps = [t for t in tokens if t >= tok.timestamp_begin]
+        if opts.timestamps:
+            reached = (stamps[-1] - tok.timestamp_begin) * 0.02 if stamps else w.length
+        else:
+            words = [x for s in segs for x in s.get("words") or []]
+            reached = words[-1]["end"] if words else 0.0
+        rest = leftovers(w, reached, min_rest=1.0 if complete else 0.3)
+        unpacked = unpack(w, segs, stats)
+        redo = starved(w, unpacked)
+        for k in redo:
+            p = w.pieces[k]
+            rest = [r for r in rest if not (r.file == p.file and p.start <= r.start < p.start + p.duration)]
+            rest.append(Piece(p.file, p.start, p.audio, p.retries + 1, solo=True))
+        for k, seg in unpacked:
+            if k in redo:
+                continue
+            inp = inputs[w.pieces[k].file]
+            if inp is None:
+                continue
+            if not opts.word_timestamps:
+                seg.words = None
+            inp.segments.append((seg.start, seg))
+        return rest
+
+    # ------------------------------------------------------------------ results
+    def _result(self, inp: _Input, opts: Options) -> Transcript | Failure:
+        if inp.error is not None:
+            return Failure(inp.name, inp.error)
+        segs = [s for _, s in sorted(inp.segments, key=lambda x: x[0])]
+        segs = _squash_repeats(segs)
+        for n, s in enumerate(segs):
+            s.id = n
+        return Transcript(
+            source=inp.name, language=inp.language, language_probability=inp.language_probability,
+            duration=round(inp.duration, 3), segments=segs, task=opts.task, model=self.name,
+        )
+
+
+def _compression_ratio(text: str) -> float:
+    b = text.encode("utf-8")
+    return len(b) / len(zlib.compress(b)) if b else 0.0
+
+
+def _squash_repeats(segments: list[Segment], max_repeats: int = 2) -> list[Segment]:
+    """Repetition guard: drop a segment whose text repeats the previous one more than
+    ``max_repeats`` times in a row, and collapse a phrase looping inside one segment."""
+    out: list[Segment] = []
+    run = 0
+    for s in segments:
+        key = _norm(s.text)
+        run = run + 1 if out and key and key == _norm(out[-1].text) else 0
+        if run >= max_repeats:
+            continue
+        s.text = _collapse_loop(s.text)
+        if s.words:
+            keep = len(s.text.split())
+            s.words = s.words[: max(keep, 1)] if keep < len(s.words) else s.words
+        out.append(s)
+    return out
+
+
+def _norm(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum())
+
+
+def _collapse_loop(text: str, max_repeats: int = 2) -> str:
+    """'a b c a b c a b c a b c' -> 'a b c a b c': any n-gram (n<=12) repeated more than
+    ``max_repeats`` times back to back is cut down to ``max_repeats`` copies."""
+    words = text.split()
+    if len(words) < 3:
+        return text
+    changed = False
+    for n in range(1, 13):
+        i = 0
+        while i + n * (max_repeats + 1) <= len(words):
+            unit = [_norm(w) for w in words[i : i + n]]
+            j = i + n
+            while j + n <= len(words) and [_norm(w) for w in words[j : j + n]] == unit:
+                j += n
+            reps = (j - i) // n
+            if reps > max_repeats:
+                del words[i + n * max_repeats : j]
+                changed = True
+            i += 1
+    return (" " if text.startswith(" ") else "") + " ".join(words) if changed else text
+
+
+_ENGINES: dict[tuple, Whisper] = {}
+
+
+def load_model(model: str | None = None, **kw) -> Whisper:
+    """A shared engine per (model, settings): loading costs time and memory, so reuse it."""
+    key = (model, tuple(sorted(kw.items())))
+    if key not in _ENGINES:
+        _ENGINES[key] = Whisper(model, **kw)
+    return _ENGINES[key]
+
+
+def transcribe(source, model: str | None = None, **options) -> Transcript | list[Transcript | Failure]:
+    """Transcribe a path, bytes, file object or float32 array (16 kHz mono) — or a list of them,
+    which are batched together and returned in order (failed inputs as Failure)."""
+    engine = load_model(model)
+    if isinstance(source, (list, tuple)):
+        return list(engine.transcribe_many(source, **options))
+    return engine.transcribe(source, **options)

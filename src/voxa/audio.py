@@ -1,0 +1,344 @@
+"""Audio in and out: the one place voxa decodes and encodes sound.
+
+Decoding goes through PyAV (FFmpeg's libraries), so anything FFmpeg reads works: wav, flac, mp3,
+ogg/opus, m4a/aac, webm, or the audio track of a video. Every input becomes float32 mono at
+16 kHz (what Whisper, Silero VAD and the speaker models expect). ``stream()`` yields bounded
+blocks, so a multi-hour file never sits in memory whole; ``decode()`` is the convenience that
+joins them.
+
+Encoding (``encode`` / ``Encoder``) writes wav, flac, mp3, opus (in Ogg), aac (in ADTS) or raw
+16-bit PCM, whole or as a stream of bytes for sending while audio is still being produced.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import av
+import numpy as np
+
+from .errors import AudioError, InputError
+
+SAMPLE_RATE = 16000
+
+Source = Union[str, os.PathLike, bytes, bytearray, BinaryIO, np.ndarray]
+
+# Truncation check: a container that declares D seconds but yields clearly less is truncated.
+# wav/flac/aiff headers count samples exactly; compressed formats often estimate D from the
+# bit rate, so they get a loose tolerance (share of D, minimum missing seconds).
+_EXACT_LENGTH_FORMATS = {"wav", "flac", "aiff", "w64", "caf"}
+_TOLERANCE = {True: (0.999, 0.05), False: (0.9, 0.5)}
+
+
+def source_name(source: Source) -> str:
+    """A short human name for an input, used in messages and output file names."""
+    if isinstance(source, (str, os.PathLike)):
+        return "<stdin>" if str(source) == "-" else str(source)
+    if isinstance(source, (bytes, bytearray)):
+        return "<bytes>"
+    if isinstance(source, np.ndarray):
+        return "<array>"
+    return getattr(source, "name", None) if isinstance(getattr(source, "name", None), str) else "<stream>"
+
+
+def _open_input(source: Source):
+    """Validate the input and return what ``av.open`` accepts."""
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise AudioError("<bytes>: empty input (0 bytes)")
+        return io.BytesIO(source)
+    if isinstance(source, (str, os.PathLike)):
+        if str(source) == "-":
+            return sys.stdin.buffer
+        path = Path(source)
+        if not path.exists():
+            raise AudioError(f"{path}: no such file")
+        if path.is_dir():
+            raise AudioError(f"{path}: is a directory, not an audio file")
+        if path.stat().st_size == 0:
+            raise AudioError(f"{path}: empty file (0 bytes)")
+        return str(path)
+    if hasattr(source, "read"):
+        return source
+    raise InputError(f"cannot read audio from a {type(source).__name__}")
+
+
+def _riff_declared(target) -> float | None:
+    """FFmpeg clamps a wav's duration to the file size, hiding truncation: read the RIFF
+    header's own data size instead (None when unknown or streamed)."""
+    try:
+        if isinstance(target, str):
+            with open(target, "rb") as f:
+                head = f.read(65536)
+        elif isinstance(target, io.BytesIO):
+            head = target.getvalue()[:65536]
+        else:
+            return None
+    except OSError:
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, rate, align = 12, 0, 0
+    while pos + 8 <= len(head):
+        cid, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if cid == b"fmt " and pos + 24 <= len(head):
+            rate = int.from_bytes(head[pos + 12 : pos + 16], "little")
+            align = int.from_bytes(head[pos + 20 : pos + 22], "little")
+        if cid == b"data":
+            if not rate or not align or size in (0, 0xFFFFFFFF):
+                return None
+            return size / align / rate
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _declared_duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return None
+
+
+def stream(
+    source: Source, sample_rate: int = SAMPLE_RATE, block_seconds: float = 30.0
+) -> Iterator[np.ndarray]:
+    """Decode ``source`` to float32 mono at ``sample_rate``, yielding blocks of about
+    ``block_seconds`` (the last one shorter). Raises AudioError with a one-line reason."""
+    name = source_name(source)
+    if isinstance(source, np.ndarray):
+        yield from _stream_array(source, sample_rate, block_seconds)
+        return
+    target = _open_input(source)
+    block = max(1, int(block_seconds * sample_rate))
+    try:
+        container = av.open(target, mode="r", metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise AudioError(f"{name}: not a readable audio file ({_reason(e)})") from None
+    with container:
+        if not container.streams.audio:
+            raise AudioError(f"{name}: has no audio track")
+        astream = container.streams.audio[0]
+        astream.thread_type = "AUTO"
+        declared = _riff_declared(target) or _declared_duration(container, astream)
+        exact = bool(set(container.format.name.split(",")) & _EXACT_LENGTH_FORMATS)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        pending: list[np.ndarray] = []
+        pending_n = 0
+        total = 0
+        try:
+            for frame in container.decode(astream):
+                frame.pts = None  # let the resampler keep its own clock across gaps
+                for out in resampler.resample(frame):
+                    arr = out.to_ndarray().reshape(-1)
+                    pending.append(arr)
+                    pending_n += arr.size
+                while pending_n >= block:
+                    joined = np.concatenate(pending)
+                    yield joined[:block]
+                    total += block
+                    rest = joined[block:]
+                    pending, pending_n = ([rest], rest.size) if rest.size else ([], 0)
+            for out in resampler.resample(None):
+                arr = out.to_ndarray().reshape(-1)
+                pending.append(arr)
+                pending_n += arr.size
+        except av.error.FFmpegError as e:
+            got = (total + pending_n) / sample_rate
+            if total + pending_n == 0:
+                raise AudioError(f"{name}: corrupt audio, nothing decodable ({_reason(e)})") from None
+            raise AudioError(f"{name}: corrupt or truncated audio after {got:.2f} s ({_reason(e)})") from None
+        if pending_n:
+            yield np.concatenate(pending)
+            total += pending_n
+    if total == 0:
+        raise AudioError(f"{name}: contains no audio (0 samples)")
+    got = total / sample_rate
+    share, gap = _TOLERANCE[exact]
+    if declared is not None and declared - got > gap and got < declared * share:
+        raise AudioError(f"{name}: truncated: header says {declared:.2f} s but only {got:.2f} s of audio is present")
+
+
+def _stream_array(arr: np.ndarray, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+    """Arrays are taken to be mono float audio at ``sample_rate`` already."""
+    a = np.asarray(arr)
+    if a.ndim == 2:  # (samples, channels) or (channels, samples): average the short axis
+        a = a.mean(axis=int(np.argmin(a.shape)))
+    if a.ndim != 1:
+        raise InputError(f"audio array must be 1-D mono (got shape {arr.shape})")
+    if a.size == 0:
+        raise AudioError("<array>: contains no audio (0 samples)")
+    if np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
+    a = a.astype(np.float32, copy=False)
+    block = max(1, int(block_seconds * sample_rate))
+    for i in range(0, a.size, block):
+        yield a[i : i + block]
+
+
+def decode(source: Source, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode a whole input to one float32 mono array at ``sample_rate``."""
+    return np.concatenate(list(stream(source, sample_rate, block_seconds=600.0)))
+
+
+def _reason(e: Exception) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return msg.split(":")[-1].strip() or type(e).__name__
+
+
+# ----------------------------------------------------------------------------------------- encode
+
+#: format -> (container, codec, sample format, allowed sample rates or None for any)
+FORMATS = {
+    "wav": ("wav", "pcm_s16le", "s16", None),
+    "flac": ("flac", "flac", "s16", None),
+    "mp3": ("mp3", "libmp3lame", "s16p", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
+    "opus": ("ogg", "libopus", "s16", (8000, 12000, 16000, 24000, 48000)),
+    "aac": ("adts", "aac", "fltp", None),
+    "pcm": (None, None, None, None),
+}
+MEDIA_TYPES = {
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+    "aac": "audio/aac",
+    "pcm": "audio/pcm",
+}
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, non-seekable buffer that an encoder drains as it goes."""
+
+    def __init__(self):
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self._chunks.append(bytes(b))
+        return len(b)
+
+    def take(self) -> bytes:
+        out, self._chunks = b"".join(self._chunks), []
+        return out
+
+
+def _to_int16(samples: np.ndarray) -> np.ndarray:
+    return (np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def _wav_header(sample_rate: int, n_samples: int | None) -> bytes:
+    """A RIFF header; with ``n_samples=None`` the sizes say 'unknown' (streamed wav)."""
+    data = 0xFFFFFFFF if n_samples is None else n_samples * 2
+    riff = 0xFFFFFFFF if n_samples is None else 36 + data
+    return (
+        b"RIFF" + riff.to_bytes(4, "little") + b"WAVEfmt "
+        + (16).to_bytes(4, "little") + (1).to_bytes(2, "little") + (1).to_bytes(2, "little")
+        + sample_rate.to_bytes(4, "little") + (sample_rate * 2).to_bytes(4, "little")
+        + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+        + b"data" + data.to_bytes(4, "little")
+    )
+
+
+class Encoder:
+    """Encode float32 mono audio chunk by chunk: ``write()`` returns the bytes ready so far,
+    ``close()`` the rest. wav and pcm are written directly; the others go through FFmpeg."""
+
+    def __init__(self, fmt: str, sample_rate: int, *, streaming_wav: bool = True):
+        if fmt not in FORMATS:
+            raise InputError(f"unknown audio format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        container_fmt, codec, sample_fmt, rates = FORMATS[fmt]
+        self.fmt, self.sample_rate = fmt, sample_rate
+        self.out_rate = sample_rate
+        if rates and sample_rate not in rates:
+            self.out_rate = min(rates, key=lambda r: (r < sample_rate, abs(r - sample_rate)))
+        self._started = False
+        self._streaming_wav = streaming_wav
+        self._container = None
+        if fmt in ("wav", "pcm"):
+            return
+        self._sink = _Sink()
+        self._container = av.open(self._sink, mode="w", format=container_fmt)
+        self._stream = self._container.add_stream(codec, rate=self.out_rate, layout="mono")
+        if fmt in ("mp3", "opus", "aac"):
+            self._stream.bit_rate = 64000 if fmt != "aac" else 96000
+        self._resampler = av.AudioResampler(format=sample_fmt, layout="mono", rate=self.out_rate)
+        self._pts = 0
+
+    def write(self, samples: np.ndarray) -> bytes:
+        pcm = _to_int16(samples)
+        if self.fmt == "pcm":
+            return pcm.tobytes()
+        if self.fmt == "wav":
+            head = b""
+            if not self._started:
+                head = _wav_header(self.sample_rate, None)
+                self._started = True
+            return head + pcm.tobytes()
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.sample_rate
+        return self._encode(frame)
+
+    def _encode(self, frame) -> bytes:
+        for rf in self._resampler.resample(frame):
+            rf.pts = self._pts
+            self._pts += rf.samples
+            for packet in self._stream.encode(rf):
+                self._container.mux(packet)
+        return self._sink.take()
+
+    def close(self) -> bytes:
+        if self.fmt == "pcm":
+            return b""
+        if self.fmt == "wav":
+            return b"" if self._started else _wav_header(self.sample_rate, 0)
+        out = self._encode(None)
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+        return out + self._sink.take()
+
+
+def encode(samples: np.ndarray, sample_rate: int, fmt: str = "wav") -> bytes:
+    """Encode a whole clip. wav gets exact sizes in its header."""
+    if fmt == "wav":
+        pcm = _to_int16(samples)
+        return _wav_header(sample_rate, pcm.size) + pcm.tobytes()
+    enc = Encoder(fmt, sample_rate)
+    return enc.write(samples) + enc.close()
+
+
+def write(path: str | os.PathLike, samples: np.ndarray, sample_rate: int, fmt: str | None = None) -> Path:
+    """Encode to a file; the format defaults to the file's extension."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".").lower() or "wav"
+    data = encode(samples, sample_rate, fmt)
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        from .errors import OutputError
+
+        raise OutputError(f"{path}: cannot write ({e.strerror})") from None
+    return path
+
+
+def probe_duration(source: Source) -> float | None:
+    """Duration in seconds from the container's header, without decoding; None if unknown."""
+    if isinstance(source, np.ndarray):
+        return source.shape[0] / SAMPLE_RATE
+    if not isinstance(source, (str, os.PathLike)) or str(source) == "-":
+        return None
+    try:
+        with av.open(str(source), metadata_errors="ignore") as c:
+            if not c.streams.audio:
+                return None
+            return _declared_duration(c, c.streams.audio[0])
+    except Exception:  # noqa: BLE001 - probing is best effort; decode() reports the real error
+        return None

