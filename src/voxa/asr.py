@@ -262,7 +262,8 @@ class Whisper:
 
         try:
             for region in stream_regions(blocks(), opts.vad_config, vad=opts.vad):
-                yield Piece(inp.index, region.start, region.audio)
+                if _rms(region.audio) >= _SILENCE_RMS:  # digital silence makes Whisper invent text
+                    yield Piece(inp.index, region.start, region.audio)
         except VoxaError as e:
             inp.error = e
         finally:
@@ -404,6 +405,13 @@ class Whisper:
             source=inp.name, language=inp.language, language_probability=inp.language_probability,
             duration=round(inp.duration, 3), segments=segs, task=opts.task, model=self.name,
         )
+
+
+_SILENCE_RMS = 10 ** (-60 / 20)  # -60 dBFS
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
 
 
 def _compression_ratio(text: str) -> float:

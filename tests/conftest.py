@@ -1,0 +1,60 @@
+"""Shared fixtures. Tests that need real recordings read ../shared/eval and skip cleanly
+without it; tests that need a model use the real bundled model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL = Path(os.environ.get("VOXA_EVAL_DIR", REPO.parent / "shared" / "eval"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def voxa_home(tmp_path_factory):
+    """A private model cache for the whole run, so tests never touch the user's."""
+    home = os.environ.get("VOXA_TEST_HOME") or str(tmp_path_factory.mktemp("voxa-home"))
+    os.environ["VOXA_HOME"] = home
+    return Path(home)
+
+
+@pytest.fixture(scope="session")
+def eval_dir() -> Path:
+    if not EVAL.is_dir():
+        pytest.skip(f"evaluation audio not found at {EVAL}")
+    return EVAL
+
+
+@pytest.fixture(scope="session")
+def base(voxa_home):
+    import voxa
+
+    return voxa.load_model("whisper-base")
+
+
+@pytest.fixture(scope="session")
+def tiny(voxa_home):
+    import voxa
+
+    return voxa.load_model("whisper-tiny.en")
+
+
+def librispeech(eval_dir: Path) -> tuple[list[Path], list[str]]:
+    folder = eval_dir / "librispeech-test-other-Resemblyzer"
+    refs = {}
+    for line in (folder / "test-other.subset.trans.txt").read_text().splitlines():
+        if line.strip():
+            key, text = line.split(" ", 1)
+            refs[key] = text
+    files = sorted(p for p in folder.glob("*.flac") if p.stem in refs)
+    return files, [refs[p.stem] for p in files]
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer()
+    return jiwer.wer([norm(r) for r in refs], [norm(h) for h in hyps])

@@ -1,0 +1,142 @@
+"""Transcription with the real bundled models on real recordings."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import voxa
+from voxa.asr import Failure, _collapse_loop, _squash_repeats
+from voxa.errors import AudioError, InputError
+from voxa.types import Segment
+
+from .conftest import librispeech, wer
+
+JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+def _norm(s: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9 ]", "", s.lower()).split())
+
+
+def test_jfk(eval_dir, base):
+    t = base.transcribe(eval_dir / "faster-whisper/jfk.flac")
+    assert _norm(t.text) == _norm(JFK)
+    assert t.language == "en" and t.language_probability > 0.5
+    assert t.duration == 11.0 and t.model == "whisper-base"
+
+
+def test_module_level_api(eval_dir):
+    t = voxa.transcribe(str(eval_dir / "pocketsphinx/goforward.wav"), model="whisper-tiny.en")
+    assert _norm(t.text) in ("go forward 10 meters", "go forward ten meters")
+
+
+@pytest.mark.parametrize("model, guard", [("base", 0.16), ("tiny", 0.22)])
+def test_librispeech_wer_guard(eval_dir, request, model, guard):
+    engine = request.getfixturevalue(model)
+    files, refs = librispeech(eval_dir)
+    assert len(files) == 60
+    results = list(engine.transcribe_many(files, language="en"))
+    score = wer(refs, [r.text for r in results])
+    print(f"{engine.name}: WER {score:.2%} on {len(files)} LibriSpeech test-other files")
+    assert score < guard
+
+
+def test_packing_loses_no_words(eval_dir, base):
+    """Packing many inputs into shared windows must not cost accuracy against decoding each
+    input's speech in a window of its own."""
+    files, refs = librispeech(eval_dir)
+    files, refs = files[:30], refs[:30]
+    packed = wer(refs, [r.text for r in base.transcribe_many(files, language="en")])
+    alone = wer(refs, [r.text for r in base.transcribe_many(files, language="en", pack=False)])
+    assert packed <= alone + 0.01, (packed, alone)
+
+
+@pytest.mark.parametrize("rel, lang", [
+    ("aeneas/example7-de.mp3", "de"), ("aeneas/example7-es.mp3", "es"),
+    ("picovoice-leopard/test_fr.wav", "fr"), ("picovoice-leopard/test_it.wav", "it"),
+])
+def test_language_detection(eval_dir, base, rel, lang):
+    t = base.transcribe(eval_dir / rel)
+    assert t.language == lang and t.language_probability > 0.5
+
+
+_ENGLISH = {"the", "and", "of", "to", "a", "in", "is", "that", "with", "his", "he", "was", "for", "which", "as", "this", "my", "i"}
+
+
+@pytest.mark.parametrize("rel", ["aeneas/example7-de.mp3", "aeneas/example7-es.mp3"])
+def test_translate_to_english_without_loops(eval_dir, base, rel):
+    t = base.transcribe(eval_dir / rel, task="translate")
+    words = re.findall(r"[a-z']+", t.text.lower())
+    assert len(words) > 60  # a minute of speech, translated, not cut short
+    assert sum(w in _ENGLISH for w in words) / len(words) > 0.15
+    assert t.language in ("de", "es") and t.task == "translate"
+    for n in range(1, 6):  # no phrase looping: no n-gram three times in a row
+        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        assert not any(grams[i] == grams[i + n] == grams[i + 2 * n] for i in range(len(grams) - 2 * n)), n
+
+
+def test_word_timestamps_monotonic_and_inside_audio(eval_dir, base):
+    files = [eval_dir / "aeneas/sonnet-p001.mp3", *librispeech(eval_dir)[0][:8]]
+    for t in base.transcribe_many(files, word_timestamps=True, language="en"):
+        words = t.words
+        assert len(words) > 3
+        for a, b in zip(words, words[1:]):
+            assert a.start <= a.end <= b.start + 0.01
+        assert words[0].start >= 0 and words[-1].end <= t.duration + 0.01
+        assert all(0.0 <= w.probability <= 1.0 for w in words)
+        segs = t.segments
+        assert all(s1.start <= s2.start for s1, s2 in zip(segs, segs[1:]))
+
+
+def test_long_input_spans_several_windows(eval_dir, base):
+    t = base.transcribe(eval_dir / "aeneas/sonnet-p002.mp3", language="en")
+    assert t.segments[-1].end > 40.0 and len(t.text.split()) > 80
+
+
+@pytest.mark.parametrize("kind, vad", [
+    ("silence", True), ("white", True), ("hum", True),
+    ("silence", False),  # without VAD, digital silence is still caught (energy guard);
+    # noise without VAD is decoded as Whisper would, which may produce text (documented)
+])
+def test_no_text_from_silence_or_noise(base, kind, vad):
+    n = 16000 * 12
+    rng = np.random.default_rng(1)
+    x = {"silence": np.zeros(n), "white": rng.normal(0, 0.05, n),
+         "hum": 0.1 * np.sin(2 * np.pi * 50 * np.arange(n) / 16000)}[kind].astype(np.float32)
+    t = base.transcribe(x, vad=vad)
+    assert t.text == "", t.text
+    assert t.duration == 12.0
+
+
+def test_batch_keeps_order_and_survives_bad_inputs(eval_dir, tiny, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    sources = [eval_dir / "pocketsphinx/goforward.wav", bad, tmp_path / "missing.flac",
+               (eval_dir / "faster-whisper/jfk.flac").read_bytes()]
+    out = list(tiny.transcribe_many(sources))
+    assert [type(r).__name__ for r in out] == ["Transcript", "Failure", "Failure", "Transcript"]
+    assert "go forward" in out[0].text.lower()
+    assert "ask not" in out[3].text.lower()
+    assert isinstance(out[1], Failure) and isinstance(out[1].error, AudioError)
+    with pytest.raises(AudioError, match="no such file"):
+        tiny.transcribe(tmp_path / "missing.flac")
+
+
+def test_bad_options(base, tiny):
+    with pytest.raises(InputError, match="unknown language code 'xx'"):
+        base.transcribe(np.zeros(16000, np.float32), language="xx")
+    with pytest.raises(InputError, match="English-only"):
+        tiny.transcribe(np.zeros(16000, np.float32), task="translate")
+    with pytest.raises(InputError, match="unknown task"):
+        base.transcribe(np.zeros(16000, np.float32), task="summarise")
+
+
+def test_repetition_guard():
+    assert _collapse_loop(" I will go. I will go. I will go. I will go. I will go.") == " I will go. I will go."
+    assert _collapse_loop(" no no no no no no") == " no no"
+    assert _collapse_loop(" a normal sentence, nothing repeated") == " a normal sentence, nothing repeated"
+    segs = [Segment(i, i, i + 1, " Thank you.") for i in range(5)]
+    assert len(_squash_repeats(segs)) == 2
