@@ -22,7 +22,7 @@ from typing import BinaryIO, Union
 import av
 import numpy as np
 
-from .errors import AudioError, InputError
+from .errors import AudioError, InputError, OutputError
 
 SAMPLE_RATE = 16000
 
@@ -323,8 +323,6 @@ def write(path: str | os.PathLike, samples: np.ndarray, sample_rate: int, fmt: s
     try:
         path.write_bytes(data)
     except OSError as e:
-        from .errors import OutputError
-
         raise OutputError(f"{path}: cannot write ({e.strerror})") from None
     return path
 

@@ -102,7 +102,8 @@ def transcribe(
             try:
                 if output_dir is not None:
                     for path in formats.write(result, output_dir, names, stems[i]):
-                        err.print(f"wrote {path}", markup=False, highlight=False) if not quiet else None
+                        if not quiet:
+                            err.print(f"wrote {path}", markup=False, highlight=False)
                 else:
                     if len(files) > 1:
                         out.print(f"==> {result.source} <==", markup=False)

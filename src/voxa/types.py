@@ -36,7 +36,7 @@ class Transcript:
     """The result of transcribing one input."""
 
     source: str
-    language: str
+    language: str | None  # None: no speech found and no language given
     language_probability: float
     duration: float
     segments: list[Segment] = field(default_factory=list)
