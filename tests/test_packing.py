@@ -82,3 +82,8 @@ def test_sentences_split_at_full_stops_and_pauses():
     ws = [Word(0, 0.3, " Hi.", 1), Word(0.4, 0.6, " I", 1), Word(0.7, 0.9, " am", 1),
           Word(2.5, 2.8, " here", 1)]
     assert [[w.word for w in s] for s in sentences(ws)] == [[" Hi."], [" I", " am"], [" here"]]
+
+
+def test_together_false_gives_one_window_per_piece():
+    pieces = [piece(i, 0.0, 3) for i in range(4)]
+    assert [len(w.pieces) for w in pack(pieces, 1.0, "en", together=False)] == [1, 1, 1, 1]

@@ -212,8 +212,7 @@ class Whisper:
                 for lang in list(pool):
                     if len(batch) >= opts.batch_size:
                         break
-                    windows = pack(pool.pop(lang), opts.gap_s, lang) if opts.pack else \
-                        [self._single(p, lang) for p in pool.pop(lang)]
+                    windows = pack(pool.pop(lang), opts.gap_s, lang, together=opts.pack)
                     take, rest = windows[: opts.batch_size - len(batch)], windows[opts.batch_size - len(batch):]
                     batch += take
                     if rest:  # keep what does not fit this batch for the next round
@@ -243,12 +242,6 @@ class Whisper:
                 if inp is not None and self._finished(inp) and inp.error is None:
                     progress(inp, inp.duration)
             yield
-
-    @staticmethod
-    def _single(piece: Piece, lang: str) -> Window:
-        w = Window(lang)
-        w.add(piece, 0.0)
-        return w
 
     def _pieces(self, source, inp: _Input, opts: Options) -> Iterator[Piece]:
         """Speech regions of one input as Pieces; records its duration; errors end the input."""

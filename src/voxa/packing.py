@@ -91,12 +91,13 @@ class Window:
         return round(float(piece.start + min(max(t - off, 0.0), piece.duration)), 3)
 
 
-def pack(pieces: list[Piece], gap: float, language: str | None) -> list[Window]:
+def pack(pieces: list[Piece], gap: float, language: str | None, *, together: bool = True) -> list[Window]:
     """First-fit decreasing: long pieces first, each into the first window with room.
-    Keeps pieces of one input in time order inside a window."""
+    Keeps pieces of one input in time order inside a window. ``together=False`` gives every
+    piece a window of its own (what decoding one input at a time amounts to)."""
     windows: list[Window] = []
     for piece in sorted(pieces, key=lambda p: -p.duration):
-        if piece.solo:
+        if piece.solo or not together:
             windows.append(Window(language))
             windows[-1].add(piece, gap)
             continue
