@@ -57,6 +57,23 @@ def test_split_words_assigns_by_midpoint():
     assert out[1][0].start == 50.2 and out[1][0].end == 50.6
 
 
+def test_split_words_gives_a_word_stretched_across_a_gap_to_the_piece_it_ends_in():
+    # The aligner hands the silence before a word to that word: "Doctor" [4.6, 6.5] starts in
+    # piece 0's tail, has its midpoint in the gap, and is really the first word of piece 1.
+    w = Window("en")
+    w.add(piece(0, 0.0, 5), 1.0)
+    w.add(piece(1, 0.0, 5), 1.0)
+    words = [dict(word=" dog", start=4.0, end=4.6, probability=0.9),
+             dict(word=" Doctor", start=4.6, end=6.5, probability=0.9),
+             dict(word=" Smith", start=6.5, end=7.0, probability=0.9)]
+    out = split_words(w, words)
+    assert [x.word for x in out[0]] == [" dog"] and [x.word for x in out[1]] == [" Doctor", " Smith"]
+    # ...but a sentence-final word stretched forward stays with the sentence it ends
+    words[1] = dict(word=" dog.", start=4.0, end=6.3, probability=0.9)
+    out = split_words(w, words[1:])
+    assert [x.word for x in out[0]] == [" dog."]
+
+
 def test_leftovers_requeue_what_the_decoder_did_not_reach():
     w = Window("en")
     w.add(piece(0, 10.0, 8), 1.0)

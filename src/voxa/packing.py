@@ -159,11 +159,23 @@ def starved(window: Window, segments: list[tuple[int, Segment]]) -> set[int]:
     return bad
 
 
+def _owner(window: Window, start: float, end: float, word: str) -> int:
+    """The piece a word belongs to: by its midpoint, except that a word stretched back across
+    a gap (the aligner gives the silence before a word to that word) belongs to the piece its
+    end lies in, unless it ends a sentence."""
+    k = window.locate((start + end) / 2)
+    j = window.locate(end)
+    if j > k and end > window.offsets[j] and start < window.offsets[j] \
+            and not word.rstrip().endswith((".", "?", "!", "。", "？", "！")):
+        return j
+    return k
+
+
 def split_words(window: Window, words: list[dict]) -> dict[int, list[Word]]:
-    """Assign aligned words (window time) to pieces by their midpoint; times become original."""
+    """Assign aligned words (window time) to pieces (see _owner); times become original."""
     out: dict[int, list[Word]] = {}
     for w in words:
-        k = window.locate((w["start"] + w["end"]) / 2)
+        k = _owner(window, w["start"], w["end"], w["word"])
         out.setdefault(k, []).append(Word(
             start=window.to_original(k, w["start"]), end=window.to_original(k, w["end"]),
             word=w["word"], probability=round(float(w["probability"]), 4),
