@@ -53,8 +53,6 @@ def librispeech(eval_dir: Path) -> tuple[list[Path], list[str]]:
 
 
 def wer(refs: list[str], hyps: list[str]) -> float:
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
+    from voxa.evaluate import wer as corpus_wer
 
-    norm = EnglishTextNormalizer()
-    return jiwer.wer([norm(r) for r in refs], [norm(h) for h in hyps])
+    return corpus_wer(refs, hyps)

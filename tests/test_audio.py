@@ -107,7 +107,7 @@ def _bad_inputs(eval_dir, tmp):
         "trunc.flac": jfk[: len(jfk) // 2],
         "trunc.wav": wav[: len(wav) // 2],
         "trunc.mp3": mp3[: len(mp3) // 2],
-        "header-only.wav": audio._wav_header(16000, 0),
+        "header-only.wav": audio.wav_header(16000, 0),
     }
     for name, data in files.items():
         (tmp / name).write_bytes(data)

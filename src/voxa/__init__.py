@@ -4,15 +4,19 @@
     >>> t = voxa.transcribe("meeting.mp3")            # Transcript: .text, .segments, .language
     >>> engine = voxa.load_model("whisper-tiny.en")   # reuse one engine for many calls
     >>> results = voxa.transcribe(["a.wav", "b.flac"])  # batched together, returned in order
+    >>> audio, rate = voxa.speak("It costs $9.99.")     # float32 mono, 24 kHz (hibari)
+    >>> for chunk in voxa.speak_stream(text): ...       # sentence by sentence (also async for)
 """
 
 from .asr import Failure, Whisper, load_model, transcribe
 from .errors import AudioError, InputError, ModelError, OutputError, VoxaError
-from .types import Segment, Transcript, Word
+from .tts import Voice, aspeak, load_voice, speak, speak_stream, voices
+from .types import Segment, Speech, SpeechChunk, Transcript, VoiceInfo, Word
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AudioError", "Failure", "InputError", "ModelError", "OutputError", "Segment", "Transcript",
-    "VoxaError", "Whisper", "Word", "load_model", "transcribe", "__version__",
+    "AudioError", "Failure", "InputError", "ModelError", "OutputError", "Segment", "Speech",
+    "SpeechChunk", "Transcript", "Voice", "VoiceInfo", "VoxaError", "Whisper", "Word", "aspeak",
+    "load_model", "load_voice", "speak", "speak_stream", "transcribe", "voices", "__version__",
 ]

@@ -191,6 +191,40 @@ def _reason(e: Exception) -> str:
     return msg.split(":")[-1].strip() or type(e).__name__
 
 
+class Resampler:
+    """Streamed sample-rate conversion of float32 mono chunks (FFmpeg's swresample through
+    PyAV), keeping filter state across chunks so the joins are seamless. Call it on each
+    chunk, then ``flush()`` for the tail."""
+
+    def __init__(self, src_rate: int, dst_rate: int):
+        self.src_rate, self.dst_rate = int(src_rate), int(dst_rate)
+        self._r = None if self.src_rate == self.dst_rate else av.AudioResampler(
+            format="flt", layout="mono", rate=self.dst_rate)
+
+    def _run(self, frame) -> np.ndarray:
+        outs = [f.to_ndarray().reshape(-1) for f in self._r.resample(frame)]
+        return np.concatenate(outs) if outs else np.zeros(0, np.float32)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if self._r is None or samples.size == 0:
+            return samples
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = self.src_rate
+        return self._run(frame)
+
+    def flush(self) -> np.ndarray:
+        return np.zeros(0, np.float32) if self._r is None else self._run(None)
+
+
+def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Resample one whole float32 mono clip."""
+    r = Resampler(src_rate, dst_rate)
+    head = r(samples)
+    tail = r.flush()
+    return np.concatenate([head, tail]) if tail.size else head
+
+
 # ----------------------------------------------------------------------------------------- encode
 
 #: format -> (container, codec, sample format, allowed sample rates or None for any)
@@ -234,7 +268,7 @@ def _to_int16(samples: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
-def _wav_header(sample_rate: int, n_samples: int | None) -> bytes:
+def wav_header(sample_rate: int, n_samples: int | None) -> bytes:
     """A RIFF header; with ``n_samples=None`` the sizes say 'unknown' (streamed wav)."""
     data = 0xFFFFFFFF if n_samples is None else n_samples * 2
     riff = 0xFFFFFFFF if n_samples is None else 36 + data
@@ -251,7 +285,7 @@ class Encoder:
     """Encode float32 mono audio chunk by chunk: ``write()`` returns the bytes ready so far,
     ``close()`` the rest. wav and pcm are written directly; the others go through FFmpeg."""
 
-    def __init__(self, fmt: str, sample_rate: int, *, streaming_wav: bool = True):
+    def __init__(self, fmt: str, sample_rate: int):
         if fmt not in FORMATS:
             raise InputError(f"unknown audio format {fmt!r}; choose one of {', '.join(FORMATS)}")
         container_fmt, codec, sample_fmt, rates = FORMATS[fmt]
@@ -260,7 +294,7 @@ class Encoder:
         if rates and sample_rate not in rates:
             self.out_rate = min(rates, key=lambda r: (r < sample_rate, abs(r - sample_rate)))
         self._started = False
-        self._streaming_wav = streaming_wav
+        self.samples = 0  # written so far, at ``sample_rate``
         self._container = None
         if fmt in ("wav", "pcm"):
             return
@@ -274,12 +308,13 @@ class Encoder:
 
     def write(self, samples: np.ndarray) -> bytes:
         pcm = _to_int16(samples)
+        self.samples += pcm.size
         if self.fmt == "pcm":
             return pcm.tobytes()
         if self.fmt == "wav":
             head = b""
             if not self._started:
-                head = _wav_header(self.sample_rate, None)
+                head = wav_header(self.sample_rate, None)
                 self._started = True
             return head + pcm.tobytes()
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
@@ -298,7 +333,7 @@ class Encoder:
         if self.fmt == "pcm":
             return b""
         if self.fmt == "wav":
-            return b"" if self._started else _wav_header(self.sample_rate, 0)
+            return b"" if self._started else wav_header(self.sample_rate, 0)
         out = self._encode(None)
         for packet in self._stream.encode(None):
             self._container.mux(packet)
@@ -306,11 +341,18 @@ class Encoder:
         return out + self._sink.take()
 
 
+def finish_wav(f, sample_rate: int, n_samples: int) -> None:
+    """Replace a streamed wav's 'unknown size' header with the real sizes (seekable files)."""
+    f.seek(0)
+    f.write(wav_header(sample_rate, n_samples))
+    f.seek(0, os.SEEK_END)
+
+
 def encode(samples: np.ndarray, sample_rate: int, fmt: str = "wav") -> bytes:
     """Encode a whole clip. wav gets exact sizes in its header."""
     if fmt == "wav":
         pcm = _to_int16(samples)
-        return _wav_header(sample_rate, pcm.size) + pcm.tobytes()
+        return wav_header(sample_rate, pcm.size) + pcm.tobytes()
     enc = Encoder(fmt, sample_rate)
     return enc.write(samples) + enc.close()
 

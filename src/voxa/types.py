@@ -1,4 +1,4 @@
-"""Shared result types, used by every stage (ASR, streaming, diarization, server, CLI).
+"""Shared types, used by every stage (ASR, TTS, streaming, diarization, server, CLI).
 
 Plain dataclasses: cheap to build, easy to turn into JSON with ``to_dict()``.
 """
@@ -6,6 +6,9 @@ Plain dataclasses: cheap to build, easy to turn into JSON with ``to_dict()``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import numpy as np
 
 
 @dataclass
@@ -55,3 +58,55 @@ class Transcript:
         d = asdict(self)
         d["text"] = self.text
         return d
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """One voice of one synthesis engine, as ``voxa voices`` lists it."""
+
+    engine: str
+    name: str
+    language: str  # BCP 47 style: en-US, en-GB, de, pt-BR
+    sample_rate: int
+    license: str
+    installed: bool
+    description: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.engine}:{self.name}"
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"id": self.id}
+
+
+@dataclass
+class SpeechChunk:
+    """A piece of synthesized audio (float32 mono), usually one sentence, as soon as it is ready."""
+
+    audio: np.ndarray
+    sample_rate: int
+    text: str  # the sentence as written (before normalisation)
+    index: int
+    id: str  # the synthesis this chunk belongs to (see voxa.output)
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+@dataclass
+class Speech:
+    """A whole synthesis. Unpacks as ``audio, sample_rate = voxa.speak(...)``."""
+
+    audio: np.ndarray
+    sample_rate: int
+    voice: str
+    id: str
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    def __iter__(self) -> Iterator:
+        return iter((self.audio, self.sample_rate))

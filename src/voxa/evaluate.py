@@ -1,0 +1,56 @@
+"""Scoring helpers shared by the tests and the benchmarks (needs the ``eval`` extra).
+
+WER is jiwer's, after Whisper's EnglishTextNormalizer on both sides, so "$9.99" and "nine
+dollars and ninety nine cents" count as the same words — the usual way Whisper WER is quoted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def _normalizer():
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def normalize(text: str) -> str:
+    return _normalizer()(text)
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    """Word error rate over a corpus (errors / reference words) after normalisation."""
+    import jiwer
+
+    return jiwer.wer([normalize(r) for r in refs], [normalize(h) for h in hyps])
+
+
+@dataclass
+class RoundTrip:
+    voice: str
+    wer: float
+    audio_seconds: float
+    sentences: list[str]
+    heard: list[str]
+
+    def errors(self) -> list[tuple[str, str]]:
+        """(written, heard) pairs that differ after normalisation."""
+        return [(s, h) for s, h in zip(self.sentences, self.heard) if normalize(s) != normalize(h)]
+
+
+def round_trip(sentences: list[str], voice, model=None) -> RoundTrip:
+    """Speak each sentence with ``voice`` (a voxa Voice), transcribe it back with ``model``
+    (a voxa Whisper engine, default whisper-base) in English, and score the WER."""
+    from .asr import load_model
+
+    model = model or load_model("whisper-base")
+    clips, seconds = [], 0.0
+    for s in sentences:
+        speech = voice.speak(s, sample_rate=16000)
+        clips.append(speech.audio)
+        seconds += speech.duration
+    heard = [t.text for t in model.transcribe_many(clips, language="en")]
+    return RoundTrip(voice.info.id, wer(sentences, heard), seconds, list(sentences), heard)

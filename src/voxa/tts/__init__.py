@@ -1,0 +1,187 @@
+"""Speech synthesis: text -> sentences -> (English normalisation) -> engine -> output path.
+
+    >>> import voxa
+    >>> audio, rate = voxa.speak("It costs $9.99.")            # hibari's bundled voice
+    >>> for chunk in voxa.speak_stream(long_text, voice="piper:joe"):
+    ...     play(chunk.audio)                                   # one sentence at a time
+    >>> voice = voxa.load_voice("espeak:de", speed=1.2)        # reuse: the model loads once
+    >>> speech = await voice.aspeak("Guten Tag.")              # asyncio: runs off the event loop
+
+Engines: hibari (default, Apache-2.0), Piper (optional GPL-3.0 extra) and espeak-ng (a separate
+program, 100+ languages); see :mod:`voxa.tts.engine`. Sentences come from pysbd
+(:mod:`voxa.tts.text`); English numbers, money, dates and abbreviations are written out by
+:mod:`voxa.tts.normalize` before any engine sees them. Every chunk leaves through
+:class:`voxa.output.Release`, the one output path for synthetic audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import AsyncIterator, Iterator
+
+import numpy as np
+
+from .. import output
+from ..audio import resample
+from ..errors import InputError
+from ..types import Speech, SpeechChunk, VoiceInfo
+from .engine import all_voices, get_engine, resolve
+from .normalize import normalize
+from .text import clean, sentences, speakable
+
+__all__ = ["Voice", "load_voice", "speak", "speak_stream", "aspeak", "voices", "SpeechStream"]
+
+MIN_RATE, MAX_RATE = 8000, 48000
+
+
+class Voice:
+    """One voice of one engine, with its settings: build once, speak many times (thread-safe)."""
+
+    def __init__(self, voice: str | None = None, *, engine: str | None = None,
+                 language: str | None = None, **settings):
+        self.info: VoiceInfo = resolve(voice, engine, language)
+        self.engine = get_engine(self.info.engine)
+        self.settings = self.engine.check_settings(settings)
+        self.engine.load(self.info)
+        self.english = self.info.language.lower().startswith("en")
+
+    def __repr__(self) -> str:
+        return f"Voice({self.info.id!r}, {self.settings})"
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.sample_rate
+
+    def stream(self, text: str, *, sample_rate: int | None = None, origin: str = "api",
+               **settings) -> Iterator[SpeechChunk]:
+        """Yield audio sentence by sentence. Input is checked before anything is synthesized."""
+        opts = self.settings | self.engine.check_settings(settings)
+        rate = _check_rate(sample_rate) or self.sample_rate
+        body = _check_text(text)
+        return self._chunks(body, rate, opts, origin)
+
+    def _chunks(self, body: str, rate: int, opts: dict, origin: str) -> Iterator[SpeechChunk]:
+        release = output.Release(engine=self.info.engine, voice=self.info.id, text=body,
+                                 sample_rate=rate, settings=dict(opts), origin=origin)
+        index = 0
+        try:
+            for sentence in sentences(body, self.info.language):
+                spoken = normalize(sentence) if self.english else sentence
+                if not speakable(spoken):
+                    continue
+                # each sentence is resampled whole: chunks join exactly into speak()'s audio
+                pcm = resample(self.engine.synthesize(spoken, self.info, opts), self.sample_rate, rate)
+                if pcm.size:
+                    yield SpeechChunk(release(pcm), rate, sentence, index, release.id)
+                    index += 1
+        finally:
+            release.close()
+
+    def speak(self, text: str, *, sample_rate: int | None = None, origin: str = "api", **settings) -> Speech:
+        """The whole text as one clip (the joined stream)."""
+        rate = _check_rate(sample_rate) or self.sample_rate
+        parts, sid = [], ""
+        for chunk in self.stream(text, sample_rate=rate, origin=origin, **settings):
+            parts.append(chunk.audio)
+            sid = chunk.id
+        audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        return Speech(audio, rate, self.info.id, sid)
+
+    async def aspeak(self, text: str, **kw) -> Speech:
+        return await asyncio.to_thread(self.speak, text, **kw)
+
+    def astream(self, text: str, **kw) -> "SpeechStream":
+        return SpeechStream(self.stream(text, **kw))
+
+
+class SpeechStream:
+    """Chunks of a synthesis, for ``for`` and ``async for`` alike. Under asyncio each chunk is
+    synthesized in a worker thread, so the event loop keeps running."""
+
+    def __init__(self, chunks: Iterator[SpeechChunk]):
+        self._chunks = chunks
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[SpeechChunk]:
+        return self
+
+    def __next__(self) -> SpeechChunk:
+        with self._lock:
+            return next(self._chunks)
+
+    def __aiter__(self) -> AsyncIterator[SpeechChunk]:
+        return self
+
+    async def __anext__(self) -> SpeechChunk:
+        chunk = await asyncio.to_thread(self._next_or_none)
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+    def _next_or_none(self) -> SpeechChunk | None:
+        with self._lock:
+            return next(self._chunks, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._chunks.close()
+
+
+def _check_text(text) -> str:
+    if not isinstance(text, str):
+        raise InputError(f"text must be a string, not {type(text).__name__}")
+    body = clean(text)
+    if not body:
+        raise InputError("text is empty")
+    if not speakable(body):
+        raise InputError("nothing to say: the text has no letters or digits")
+    return body
+
+
+def _check_rate(rate) -> int | None:
+    if rate is None:
+        return None
+    if not isinstance(rate, (int, np.integer)) or not MIN_RATE <= rate <= MAX_RATE:
+        raise InputError(f"sample rate must be an integer from {MIN_RATE} to {MAX_RATE} Hz, not {rate!r}")
+    return int(rate)
+
+
+_VOICES: dict[tuple, Voice] = {}
+_VOICES_LOCK = threading.Lock()
+
+
+def load_voice(voice: str | None = None, *, engine: str | None = None, language: str | None = None,
+               **settings) -> Voice:
+    """A shared :class:`Voice` per (voice, engine, language, settings)."""
+    key = (voice, engine, language, tuple(sorted(settings.items())))
+    with _VOICES_LOCK:
+        if key not in _VOICES:
+            _VOICES[key] = Voice(voice, engine=engine, language=language, **settings)
+        return _VOICES[key]
+
+
+def speak(text: str, voice: str | None = None, *, engine: str | None = None, language: str | None = None,
+          sample_rate: int | None = None, **settings) -> Speech:
+    """Synthesize ``text``; returns :class:`Speech` (unpacks as ``audio, sample_rate``)."""
+    return load_voice(voice, engine=engine, language=language).speak(text, sample_rate=sample_rate, **settings)
+
+
+def speak_stream(text: str, voice: str | None = None, *, engine: str | None = None,
+                 language: str | None = None, sample_rate: int | None = None, **settings) -> SpeechStream:
+    """Synthesize sentence by sentence; iterate (or ``async for``) over :class:`SpeechChunk`."""
+    v = load_voice(voice, engine=engine, language=language)
+    return SpeechStream(v.stream(text, sample_rate=sample_rate, **settings))
+
+
+async def aspeak(text: str, voice: str | None = None, **kw) -> Speech:
+    """:func:`speak` for asyncio: synthesis runs in a worker thread."""
+    return await asyncio.to_thread(speak, text, voice, **kw)
+
+
+def voices(engine: str | None = None, language: str | None = None) -> list[VoiceInfo]:
+    """Every voice voxa knows (installed or not), optionally for one engine or language."""
+    from .engine import _lang_matches
+
+    found = all_voices(engine)
+    return [v for v in found if not language or _lang_matches(language, v.language)]
