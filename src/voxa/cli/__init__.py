@@ -1,4 +1,5 @@
 """The ``voxa`` command: a thin shell over the library (typer for arguments, rich for output).
+One module per command group: transcribe.py, speak.py.
 
 Every failure the user can cause prints one line, ``voxa: error: ...``, and exits non-zero:
 2 for a bad command line (unknown model, language, format, unwritable folder), 1 when some
@@ -8,8 +9,6 @@ inputs could not be transcribed (the others are still done and written).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -18,8 +17,8 @@ from rich.table import Table
 
 from typer.exceptions import TyperException
 
-from . import __version__
-from .errors import InputError, ModelError, OutputError, VoxaError
+from .. import __version__
+from ..errors import VoxaError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="voxa: self-hosted speech AI, offline on a CPU.")
@@ -34,92 +33,17 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _stems(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    stems = []
-    for name in names:
-        stem = "stdin" if name == "-" else Path(name).stem or "audio"
-        n = seen.get(stem, 0)
-        seen[stem] = n + 1
-        stems.append(stem if n == 0 else f"{stem}-{n}")
-    return stems
-
-
-@app.command()
-def transcribe(
-    files: List[str] = typer.Argument(..., help="Audio or video files; - reads standard input."),
-    model: Optional[str] = typer.Option(None, "-m", "--model", help="Model name (see `voxa models`), CTranslate2 folder or hub name."),
-    language: Optional[str] = typer.Option(None, "--language", "-l", help="Language code (en, de, ...); detected if omitted."),
-    task: str = typer.Option("transcribe", "--task", help="transcribe, or translate (to English)."),
-    word_timestamps: bool = typer.Option(False, "--word-timestamps", help="Add start/end/probability per word."),
-    vad: bool = typer.Option(True, "--vad/--no-vad", help="Skip non-speech with Silero VAD."),
-    beam_size: int = typer.Option(3, "--beam-size", min=1, max=16),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, max=64, help="Windows decoded together."),
-    fmt: str = typer.Option("txt", "-f", "--format", help="txt, srt, vtt, json, tsv, or all (comma-separated list allowed)."),
-    output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Write files here instead of printing."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
-):
-    """Transcribe (or translate) recordings. Many files are decoded together, which is faster."""
-    from . import audio, formats
-    from .asr import Failure, load_model
-
-    try:
-        names = formats.parse(fmt)
-        if output_dir is None and len(names) > 1:
-            raise InputError("several formats need --output-dir")
-        if output_dir is not None:
-            formats.check_dir(output_dir)
-        if files.count("-") > 1:
-            raise InputError("standard input (-) can be given only once")
-        engine = load_model(model)
-        opts = dict(language=language, task=task, word_timestamps=word_timestamps, vad=vad,
-                    beam_size=beam_size, batch_size=batch_size)
-        engine._options(opts)  # validate before reading any audio
-    except (InputError, ModelError, OutputError) as e:
-        fail(str(e))
-
-    stems = _stems(files)
-    failed = 0
-    total = sum(d for d in (audio.probe_duration(f) for f in files) if d)
-    show = not quiet and err.is_terminal and total >= PROGRESS_MIN_S
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[audio]}"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not show)
-    with progress:
-        bar = progress.add_task("transcribing", total=total or None, audio="")
-        done_s = 0.0
-
-        def advance(seconds: float) -> None:
-            nonlocal done_s
-            done_s += seconds
-            progress.update(bar, advance=seconds, audio=f"{done_s / 60:.1f} of {total / 60:.1f} min audio")
-
-        results = engine.transcribe_many(files, on_progress=advance, **opts)
-        for i, result in enumerate(results):
-            if isinstance(result, Failure):
-                failed += 1
-                err.print(f"voxa: error: {result.error}", markup=False, highlight=False)
-                continue
-            try:
-                if output_dir is not None:
-                    for path in formats.write(result, output_dir, names, stems[i]):
-                        if not quiet:
-                            err.print(f"wrote {path}", markup=False, highlight=False)
-                else:
-                    if len(files) > 1:
-                        out.print(f"==> {result.source} <==", markup=False)
-                    out.print(formats.render(result, names[0]), end="", markup=False)
-            except VoxaError as e:
-                failed += 1
-                err.print(f"voxa: error: {e}", markup=False, highlight=False)
-    if failed:
-        err.print(f"voxa: {failed} of {len(files)} inputs failed", markup=False, highlight=False)
-        raise typer.Exit(1)
+def progress_bar(show: bool, field: str) -> Progress:
+    """A progress bar on stderr (hidden when ``show`` is false); ``field`` names the task's
+    extra text field (shown after the bar)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(f"{{task.fields[{field}]}}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not show)
 
 
 @app.command()
 def models():
     """List the models voxa knows: name, size, licence, source, and whether it is ready."""
-    from .registry import list_models
+    from ..registry import list_models
 
     table = Table("name", "kind", "size", "licence", "source (PyPI)", "state")
     for m in list_models():
@@ -154,6 +78,8 @@ def main() -> None:
         sys.exit(2)
     sys.exit(rv if isinstance(rv, int) else 0)
 
+
+from . import speak as _speak, transcribe as _transcribe  # noqa: E402,F401  (register the commands)
 
 if __name__ == "__main__":
     main()

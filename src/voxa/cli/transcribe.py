@@ -1,0 +1,92 @@
+"""``voxa transcribe``: recordings in, transcripts out (a thin shell over voxa.asr)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import InputError, ModelError, OutputError, VoxaError
+from . import PROGRESS_MIN_S, app, err, fail, out, progress_bar
+
+
+def _stems(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    stems = []
+    for name in names:
+        stem = "stdin" if name == "-" else Path(name).stem or "audio"
+        n = seen.get(stem, 0)
+        seen[stem] = n + 1
+        stems.append(stem if n == 0 else f"{stem}-{n}")
+    return stems
+
+
+@app.command()
+def transcribe(
+    files: List[str] = typer.Argument(..., help="Audio or video files; - reads standard input."),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help="Model name (see `voxa models`), CTranslate2 folder or hub name."),
+    language: Optional[str] = typer.Option(None, "--language", "-l", help="Language code (en, de, ...); detected if omitted."),
+    task: str = typer.Option("transcribe", "--task", help="transcribe, or translate (to English)."),
+    word_timestamps: bool = typer.Option(False, "--word-timestamps", help="Add start/end/probability per word."),
+    vad: bool = typer.Option(True, "--vad/--no-vad", help="Skip non-speech with Silero VAD."),
+    beam_size: int = typer.Option(3, "--beam-size", min=1, max=16),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, max=64, help="Windows decoded together."),
+    fmt: str = typer.Option("txt", "-f", "--format", help="txt, srt, vtt, json, tsv, or all (comma-separated list allowed)."),
+    output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Write files here instead of printing."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+):
+    """Transcribe (or translate) recordings. Many files are decoded together, which is faster."""
+    from .. import audio, formats
+    from ..asr import Failure, load_model
+
+    try:
+        names = formats.parse(fmt)
+        if output_dir is None and len(names) > 1:
+            raise InputError("several formats need --output-dir")
+        if output_dir is not None:
+            formats.check_dir(output_dir)
+        if files.count("-") > 1:
+            raise InputError("standard input (-) can be given only once")
+        engine = load_model(model)
+        opts = dict(language=language, task=task, word_timestamps=word_timestamps, vad=vad,
+                    beam_size=beam_size, batch_size=batch_size)
+        engine._options(opts)  # validate before reading any audio
+    except (InputError, ModelError, OutputError) as e:
+        fail(str(e))
+
+    stems = _stems(files)
+    failed = 0
+    total = sum(d for d in (audio.probe_duration(f) for f in files) if d)
+    show = not quiet and err.is_terminal and total >= PROGRESS_MIN_S
+    progress = progress_bar(show, "audio")
+    with progress:
+        bar = progress.add_task("transcribing", total=total or None, audio="")
+        done_s = 0.0
+
+        def advance(seconds: float) -> None:
+            nonlocal done_s
+            done_s += seconds
+            progress.update(bar, advance=seconds, audio=f"{done_s / 60:.1f} of {total / 60:.1f} min audio")
+
+        results = engine.transcribe_many(files, on_progress=advance, **opts)
+        for i, result in enumerate(results):
+            if isinstance(result, Failure):
+                failed += 1
+                err.print(f"voxa: error: {result.error}", markup=False, highlight=False)
+                continue
+            try:
+                if output_dir is not None:
+                    for path in formats.write(result, output_dir, names, stems[i]):
+                        if not quiet:
+                            err.print(f"wrote {path}", markup=False, highlight=False)
+                else:
+                    if len(files) > 1:
+                        out.print(f"==> {result.source} <==", markup=False)
+                    out.print(formats.render(result, names[0]), end="", markup=False)
+            except VoxaError as e:
+                failed += 1
+                err.print(f"voxa: error: {e}", markup=False, highlight=False)
+    if failed:
+        err.print(f"voxa: {failed} of {len(files)} inputs failed", markup=False, highlight=False)
+        raise typer.Exit(1)
