@@ -10,10 +10,18 @@ import sys
 import pytest
 
 
-def voxa(*args, stdin=None):
-    p = subprocess.run([sys.executable, "-m", "voxa.cli", *map(str, args)], input=stdin,
+_last_stdout = b""
+
+
+def voxa(*args, stdin=None, cwd=None, raw=False):
+    global _last_stdout
+    p = subprocess.run([sys.executable, "-m", "voxa.cli", *map(str, args)], input=stdin, cwd=cwd,
                        capture_output=True, env=dict(os.environ, COLUMNS="200"))
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
+    _last_stdout = p.stdout
+    return p.returncode, "" if raw else p.stdout.decode(), p.stderr.decode()
+
+
+voxa_cli = voxa
 
 
 def test_transcribe_prints_text(eval_dir):
@@ -96,3 +104,124 @@ def test_one_bad_file_does_not_stop_the_others(eval_dir, bad_files):
     assert rc == 1
     assert sorted(p.name for p in out_dir.iterdir()) == ["goforward.txt", "jfk.txt"]
     assert "text.wav: not a readable audio file" in err and "1 of 3 inputs failed" in err
+
+
+# ------------------------------------------------------------------------------ voxa speak
+
+SPEAK = "The first sentence is short. The second one, a little longer, ends here."
+
+
+def duration_of(path, fmt, rate):
+    from voxa import audio
+
+    if fmt == "pcm":
+        return path.stat().st_size / 2 / rate
+    return audio.decode(path).size / 16000
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "mp3", "opus", "aac", "pcm"])
+def test_speak_every_format_decodes_with_the_right_duration(fmt, tmp_path):
+    import voxa
+
+    expected = voxa.speak(SPEAK, seed=3).duration
+    target = tmp_path / f"out.{fmt}"
+    rc, _, err = voxa_cli("speak", SPEAK, "-o", target, "--set", "seed=3", "-q")
+    assert rc == 0, err
+    assert abs(duration_of(target, fmt, 24000) - expected) < 0.08  # codec padding only
+
+
+def test_speak_stdin_to_stdout_stream(tmp_path):
+    rc, _, err = voxa_cli("speak", "-o", "-", "--stream", "-f", "wav", "-v", "hibari:heart",
+                          stdin=SPEAK.encode(), raw=True)
+    assert rc == 0, err
+    target = tmp_path / "piped.wav"
+    target.write_bytes(_last_stdout)
+    assert _last_stdout[:4] == b"RIFF" and 4 < duration_of(target, "wav", 24000) < 9
+
+
+def test_speak_file_with_settings_and_rate(tmp_path):
+    text = tmp_path / "in.txt"
+    text.write_text("Reading from a file.\n\nA second paragraph.", encoding="utf-8")
+    target = tmp_path / "out.flac"
+    rc, _, err = voxa_cli("speak", "--file", text, "-o", target, "--speed", "1.2", "--sample-rate", "16000")
+    assert rc == 0, err
+    assert "wrote" in err and "16000 Hz" in err
+    import av
+
+    with av.open(str(target)) as c:
+        assert c.streams.audio[0].rate == 16000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["speak", ""], "text is empty"),
+    (["speak", "hi", "-s", "stability=0.5"], "does not support the setting 'stability'"),
+    (["speak", "hi", "-s", "nonsense"], "--set needs KEY=VALUE"),
+    (["speak", "hi", "--voice", "hearth"], "did you mean heart"),
+    (["speak", "hi", "-l", "klingon"], "no voice for language 'klingon'"),
+    (["speak", "hi", "-f", "ogg-vorbis"], "unknown format 'ogg-vorbis'"),
+    (["speak", "hi", "-o", "out.xyz"], "cannot tell the format"),
+    (["speak", "hi", "-o", "/nonexistent-dir/x.wav"], "no such folder"),
+    (["speak", "--file", "/nonexistent.txt"], "cannot read"),
+    (["speak", "hi", "--speed", "9"], "speed must be between"),
+])
+def test_speak_errors_are_one_line(args, message, tmp_path):
+    rc, out, err = voxa_cli(*args, cwd=tmp_path)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("voxa: error:") and message in lines[0], err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_speak_unwritable_output(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        rc, _, err = voxa_cli("speak", "hi", "-o", locked / "x.wav")
+        assert rc == 2 and "not writable" in err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_speak_output_is_a_folder(tmp_path):
+    rc, _, err = voxa_cli("speak", "hi", "-o", tmp_path)
+    assert rc == 2 and "is a folder" in err
+
+
+def test_speak_hundred_thousand_characters_in_bounded_memory(tmp_path):
+    """~100k characters (about 1.5 hours of speech) streamed to mp3: peak memory stays far
+    below what holding the audio would take (1.5 h at 24 kHz float32 is ~500 MB)."""
+
+    text = tmp_path / "book.txt"
+    para = ("Chapter one begins on a cold morning in 1887. The lamps were lit, the streets were "
+            "quiet, and nobody expected the letter. ")
+    text.write_text((para * 4 + "\n\n") * 205, encoding="utf-8")
+    assert len(text.read_text()) > 100_000
+    target = tmp_path / "book.mp3"
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so it would count the pytest parent's memory
+    code = ("import sys; from voxa.cli import main; sys.argv = ['voxa', 'speak', '--file', %r, "
+            "'-o', %r, '-q']\ntry: main()\nexcept SystemExit as e: "
+            "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0], "
+            "file=sys.stderr); raise") % (str(text), str(target))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert p.returncode == 0, p.stderr.decode()
+    peak_mb = int(p.stderr.decode().split()[-1]) / 1024
+    seconds = duration_of(target, "mp3", 24000)
+    assert seconds > 3600
+    print(f"peak RSS {peak_mb:.0f} MB, {seconds:.0f} s of audio")
+    assert peak_mb < 400, f"peak RSS {peak_mb:.0f} MB for {seconds / 60:.0f} min of audio"
+
+
+def test_voices_lists_engines(tmp_path):
+    rc, out, err = voxa_cli("voices", "--json")
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    ids = {r["id"] for r in rows}
+    assert "hibari:heart" in ids
+    heart = next(r for r in rows if r["id"] == "hibari:heart")
+    assert heart["installed"] and heart["sample_rate"] == 24000 and heart["license"] == "Apache-2.0"
+    assert set(heart) >= {"engine", "name", "language", "sample_rate", "license", "installed"}
+    rc, out, _ = voxa_cli("voices", "-l", "en")
+    assert rc == 0 and "heart" in out and "installed" in out
