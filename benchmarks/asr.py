@@ -7,7 +7,7 @@ subprocess (so peak RSS is per system) and reports:
 * model load time (separate, not part of throughput);
 * wall seconds to transcribe all 60 files, after one uncounted warm-up call on one file;
 * RTF = wall / audio seconds, throughput = audio seconds / wall (x real time);
-* peak RSS (ru_maxrss of the subprocess);
+* peak RSS (VmHWM of the subprocess);
 * corpus WER (jiwer) after Whisper's English text normaliser.
 
 The parent writes a Markdown table (default ``benchmarks/results/asr.md``) and prints it.
@@ -22,20 +22,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata as md
 import json
 import os
-import platform
-import resource
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))  # benchmarks/ is not a package: for ct2_to_openai_whisper
+sys.path.insert(0, str(HERE))  # benchmarks/ is not a package: for common, ct2_to_openai_whisper
+import common  # noqa: E402
 SUBSET = "librispeech-test-other-Resemblyzer"
 TRANS = "test-other.subset.trans.txt"
 MODEL = "whisper-base"
@@ -145,7 +142,7 @@ def run_child(config: str, eval_dir: Path) -> dict:
     wall_s = time.perf_counter() - t0
     return {
         "config": config, "load_s": load_s, "wall_s": wall_s,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": common.peak_rss_mb(),
         "hyps": {uid: text for (uid, _, _), (text, _) in zip(items, out)},
         "languages": sorted({lang for _, lang in out}),
     }
@@ -153,45 +150,17 @@ def run_child(config: str, eval_dir: Path) -> dict:
 
 # ---------------------------------------------------------------- parent
 def machine_facts() -> list[str]:
-    def ver(dist):
-        try:
-            return md.version(dist)
-        except md.PackageNotFoundError:
-            return "not installed"
-
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    mem = next((int(ln.split()[1]) for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), 0)
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True).stdout
-    commit = (git.stdout.strip() + (" + uncommitted changes in src/" if dirty.strip() else "")
-              if git.returncode == 0 else "none (repository has no commits yet)")
-    libs = ", ".join(f"{d} {ver(d)}" for d in ("voxa", "ctranslate2", "faster-whisper", "torch", "openai-whisper"))
-    return [
-        f"- CPU: {cpu}, `nproc` = {os.cpu_count()}, RAM {mem / 1024**2:.1f} GiB",
-        f"- Python {platform.python_version()} ({platform.system()} {platform.machine()}); {libs}",
-        f"- voxa git commit: {commit}",
-    ]
+    return common.machine_facts(("voxa", "ctranslate2", "faster-whisper", "torch", "openai-whisper"))
 
 
 def wer(refs: list[str], hyps: list[str]) -> float:
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
+    from voxa.evaluate import wer as corpus_wer
 
-    norm = EnglishTextNormalizer()
-    return 100 * jiwer.wer([norm(r) for r in refs], [norm(h) for h in hyps])
+    return 100 * corpus_wer(refs, hyps)
 
 
 def spawn(config: str, eval_dir: Path) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--run", config, "--json", "--eval-dir", str(eval_dir)]
-    print(f"[{config}] running ...", file=sys.stderr, flush=True)
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode != 0 or not lines:  # keep going; the row says what went wrong
-        tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
-        print(f"[{config}] FAILED (exit {p.returncode}):\n{p.stderr[-3000:]}", file=sys.stderr)
-        return {"config": config, "error": tail}
-    print(f"[{config}] {json.loads(lines[-1])['wall_s']:.1f} s", file=sys.stderr, flush=True)
-    return json.loads(lines[-1])
+    return common.spawn(Path(__file__).resolve(), config, ["--eval-dir", str(eval_dir)])
 
 
 def render(results: list[dict], items, audio_s: float, command: str) -> str:

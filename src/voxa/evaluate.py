@@ -43,7 +43,9 @@ class RoundTrip:
 
 def round_trip(sentences: list[str], voice, model=None) -> RoundTrip:
     """Speak each sentence with ``voice`` (a voxa Voice), transcribe it back with ``model``
-    (a voxa Whisper engine, default whisper-base) in English, and score the WER."""
+    (a voxa Whisper engine, default whisper-base) in English, and score the WER. Each sentence
+    is decoded in a window of its own (no packing), so it is judged alone, as a listener hears
+    it, and one engine's score does not depend on which neighbours its clips were packed with."""
     from .asr import load_model
 
     model = model or load_model("whisper-base")
@@ -52,5 +54,5 @@ def round_trip(sentences: list[str], voice, model=None) -> RoundTrip:
         speech = voice.speak(s, sample_rate=16000)
         clips.append(speech.audio)
         seconds += speech.duration
-    heard = [t.text for t in model.transcribe_many(clips, language="en")]
+    heard = [t.text for t in model.transcribe_many(clips, language="en", pack=False)]
     return RoundTrip(voice.info.id, wer(sentences, heard), seconds, list(sentences), heard)
