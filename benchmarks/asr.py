@@ -24,7 +24,6 @@ import argparse
 import datetime
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -254,14 +253,8 @@ def main(argv: list[str] | None = None) -> int:
 
     audio_s = sum(voxa.audio.decode(str(p)).size for _, p, _ in items) / voxa.audio.SAMPLE_RATE
     results = [spawn(c, args.eval_dir) for c in configs]
-    command = shlex.join(["python", "benchmarks/asr.py", *(argv if argv is not None else sys.argv[1:])])
-    report = render(results, items, audio_s, command)
-    out = args.out if args.out.is_absolute() else ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report)
-    print(report)
-    print(f"wrote {out}", file=sys.stderr)
-    return 0 if all("error" not in r for r in results) else 1
+    command = common.command("benchmarks/asr.py", argv)
+    return common.write_report(args.out, render(results, items, audio_s, command), results)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,24 @@ def machine_facts(libs: tuple[str, ...]) -> list[str]:
     ]
 
 
+def command(script: str, argv: list[str] | None) -> str:
+    """The command line that reproduces this run, for the report."""
+    import shlex
+
+    return shlex.join(["python", script, *(argv if argv is not None else sys.argv[1:])])
+
+
+def write_report(out: Path, report: str, rows: list[dict]) -> int:
+    """Write the Markdown report (relative paths are from the repository root), print it,
+    and return the exit code: 1 if any row failed."""
+    out = out if out.is_absolute() else ROOT / out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    print(report)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0 if all("error" not in r for r in rows) else 1
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory (VmHWM). Not ru_maxrss: that survives exec, so a
     row would be charged with its parent's memory at fork time."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import shlex
 import statistics
 import sys
 import tempfile
@@ -195,14 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             if "error" not in r:
                 r["wer"] = round_trip_wer(r.pop("wav_dir"))
-    command = shlex.join(["python", "benchmarks/tts.py", *(argv if argv is not None else sys.argv[1:])])
-    report = render(rows, command)
-    out = args.out if args.out.is_absolute() else ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report)
-    print(report)
-    print(f"wrote {out}", file=sys.stderr)
-    return 0 if all("error" not in r for r in rows) else 1
+    command = common.command("benchmarks/tts.py", argv)
+    return common.write_report(args.out, render(rows, command), rows)
 
 
 if __name__ == "__main__":

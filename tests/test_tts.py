@@ -137,6 +137,7 @@ def test_espeak_pitch_is_passed_through():
     (dict(voice="heartt"), "did you mean heart"),
     (dict(voice="piper:nobody"), "unknown voice 'nobody' of engine piper"),
     (dict(language="klingon"), "no voice for language 'klingon'"),
+    (dict(voice="heart", language="de"), "voice 'heart' speaks en-US, not 'de'"),
     (dict(engine="pipr"), "did you mean piper"),
     (dict(sample_rate=100), "sample rate must be"),
 ])

@@ -59,3 +59,14 @@ def test_no_digits_survive_common_text():
     text = ("On 4/1/2025 at 10:15 pm, 3 of our 12 engineers spent $1,200.50 (about 15%) on "
             "the 2nd release; version 2 shipped 2025-04-03.")
     assert not any(ch.isdigit() for ch in normalize(text))
+
+
+@pytest.mark.parametrize("written, spoken", [
+    ("In the 1990s.", "In the nineteen nineties."),
+    ("Back in the 80s and the '70s.", "Back in the eighties and the seventies."),
+    ("The 2010s.", "The twenty tens."),
+    ("A 5m cable, 5 m long, 10 s later.", "A five m cable, five meters long, ten seconds later."),
+])
+def test_decades_and_single_letter_units(written, spoken):
+    # "1990s" is a decade, not 1990 seconds; a unit of one letter needs a space to count
+    assert normalize(written) == spoken

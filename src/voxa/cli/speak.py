@@ -64,6 +64,8 @@ def _target(output: str, fmt: Optional[str]) -> tuple[Optional[Path], str]:
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if path is None and sys.stdout.isatty():
+        raise OutputError("standard output is a terminal: give -o FILE, or pipe the audio to a player")
     if path is not None:
         if path.is_dir():
             raise OutputError(f"{path}: is a folder; give a file name")

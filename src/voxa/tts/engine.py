@@ -131,8 +131,10 @@ def resolve(voice: str | None = None, engine: str | None = None, language: str |
     pool = all_voices(engine)
     if voice:
         found = [v for v in pool if v.name.lower() == voice.lower()]
+        if language and found and not any(_lang_matches(language, v.language) for v in found):
+            raise InputError(f"voice {voice!r} speaks {found[0].language}, not {language!r}")
         if language:
-            found = [v for v in found if _lang_matches(language, v.language)] or found
+            found = [v for v in found if _lang_matches(language, v.language)]
         if not found and not language:  # "espeak:fr" means espeak's voice for French
             ranked = [(score, v) for v in pool if (score := _lang_matches(voice, v.language))]
             best = max((s for s, _ in ranked), default=0)
@@ -151,15 +153,17 @@ def resolve(voice: str | None = None, engine: str | None = None, language: str |
             close = difflib.get_close_matches(language, langs, n=5, cutoff=0.5)
             hint = f"; close: {', '.join(close)}" if close else "; see `voxa voices`"
             where = f" for engine {engine}" if engine else ""
+            if engine in (None, "espeak") and (why := get_engine("espeak").missing()):
+                hint += f" ({why}: it covers 100+ languages)"
             raise InputError(f"no voice for language {language!r}{where}{hint}")
         best = max(s for s, _ in ranked)
         ranked = [v for s, v in ranked if s == best]
         return _usable(min(ranked, key=_preference))
-    first = sorted((v for v in pool if v.installed), key=lambda v: (v.language.lower() != "en-us", not v.language.lower().startswith("en")))
-    if not first:
+    installed = [v for v in pool if v.installed]
+    if not installed:
         reason = get_engine(engine).missing() if engine else None
         raise ModelError(reason or "no TTS voice is installed")
-    return first[0]
+    return min(installed, key=lambda v: (not v.language.lower().startswith("en"), _preference(v)))
 
 
 def _preference(v: VoiceInfo) -> tuple:

@@ -168,6 +168,15 @@ def _fraction(m: re.Match) -> str:
     return f"{cardinal(num)} {name}"
 
 
+def _decade(m: re.Match) -> str:
+    """1990s -> 'nineteen nineties', '80s -> 'eighties', 1900s -> 'nineteen hundreds'."""
+    digits = m.group(1) + "0"
+    words = year(int(digits)) if len(digits) == 4 else cardinal(int(digits))
+    head, _, last = words.rpartition(" ")
+    last = last[:-1] + "ies" if last.endswith("y") else last + "s"
+    return f"{head} {last}".strip()
+
+
 def _alt(words) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
@@ -197,8 +206,9 @@ RULES: list[tuple[re.Pattern, object]] = [  # (pattern, replacement string or fu
     (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b"), lambda m: ordinal(m.group(1))),
     (re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])"), _fraction),
     (re.compile(r"(?<![\d.,-])(\d+)\s?[-–]\s?(\d+)(?!\d|[.,]\d)"), r"\1 to \2"),
-    (re.compile(rf"(?<![\w.,])(-?{_NUM})\s?({_alt(UNITS)})(?![\w/])"),
-     lambda m: f"{cardinal(m.group(1))} {UNITS[m.group(2)][0 if m.group(1) in ('1', '-1') else 1]}"),
+    (re.compile(r"(?<![\w.,])'?(\d|1\d\d|20\d)0s\b"), _decade),
+    (re.compile(rf"(?<![\w.,])(-?{_NUM})(?:\s({_alt(UNITS)})|({_alt(u for u in UNITS if len(u) > 1)}))(?![\w/])"),
+     lambda m: f"{cardinal(m.group(1))} {UNITS[m.group(2) or m.group(3)][0 if m.group(1) in ('1', '-1') else 1]}"),
     # abbreviations and symbols
     (re.compile(r"(?<=[A-Z][a-z] )St\.|(?<=[A-Z][a-z][a-z] )St\.|(?<=[A-Z][a-z]{3} )St\."), "Street"),
     (re.compile(rf"\b({_alt(TITLES)})\.?(?= [A-Z])"), lambda m: TITLES[m.group(1)]),
@@ -209,7 +219,7 @@ RULES: list[tuple[re.Pattern, object]] = [  # (pattern, replacement string or fu
     (re.compile(rf"\s?({_alt(SYMBOLS)})\s?"), lambda m: f" {SYMBOLS[m.group(1)]} "),
     # whatever digits are left
     (re.compile(r"(?:(?<=\s)|^)-(?=\d)"), "minus "),
-    (re.compile(r"(?<=[A-Za-z])-?(?=\d)"), " "),
+    (re.compile(r"(?<=[A-Za-z])-?(?=\d)|(?<=\d)(?=[A-Za-z])"), " "),
     (re.compile(rf"(?<![\d,.])(?:{_NUM})(?![\d])"), _number),
 ]
 
