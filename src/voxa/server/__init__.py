@@ -1,0 +1,59 @@
+"""voxa's HTTP server: an OpenAI-compatible audio API on FastAPI + uvicorn.
+
+One router per endpoint (in the manner of Speaches): ``transcriptions.py`` (POST
+/v1/audio/transcriptions and /translations), ``speech.py`` (POST /v1/audio/speech), ``models.py``
+(GET /v1/models). Errors use OpenAI's JSON shape (``errors.py``) so the official
+``openai`` client raises its usual exceptions. Safe defaults (``config.py``): loopback bind,
+a non-loopback bind refused without API keys, Bearer-token auth when keys are set, size limits.
+
+    voxa serve                      # http://127.0.0.1:8000
+    from openai import OpenAI
+    client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none")
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import FastAPI, Request
+
+from .. import __version__
+from .config import ServerConfig
+from .errors import install, respond
+
+OPEN_PATHS = {"/health"}
+
+
+def create_app(config: ServerConfig | None = None) -> FastAPI:
+    from . import models, speech, transcriptions
+
+    config = config or ServerConfig()
+    app = FastAPI(title="voxa", version=__version__, docs_url=None, redoc_url=None)
+    app.state.config = config
+    install(app)
+
+    @app.middleware("http")
+    async def auth(request: Request, call_next):
+        if config.api_keys and request.url.path not in OPEN_PATHS:
+            given = request.headers.get("authorization", "")
+            token = given[7:] if given[:7].lower() == "bearer " else ""
+            if not any(hmac.compare_digest(token, k) for k in config.api_keys):
+                return respond(401, "missing or wrong API key: send Authorization: Bearer <key>", "invalid_api_key")
+        return await call_next(request)
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(speech.router)
+    app.include_router(models.router)
+    app.include_router(transcriptions.router)
+    return app
+
+
+def serve(config: ServerConfig) -> None:
+    """Run the server in this process until interrupted."""
+    import uvicorn
+
+    config.check_bind()
+    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="info")

@@ -1,0 +1,41 @@
+"""Server settings: bind address, API keys and limits, from arguments or VOXA_* environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+
+
+def _keys_from_env() -> tuple[str, ...]:
+    return tuple(k.strip() for k in os.environ.get("VOXA_API_KEYS", "").split(",") if k.strip())
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: tuple[str, ...] = field(default_factory=_keys_from_env)
+    max_upload_mb: float = 100.0      # transcription uploads
+    max_text_chars: int = 4096        # one speech request (OpenAI's own limit)
+
+    def check_bind(self) -> None:
+        """A server reachable from other machines must ask for a key."""
+        if not self.api_keys and not is_loopback(self.host):
+            raise InputError(f"refusing to listen on {self.host} without an API key: set VOXA_API_KEYS "
+                             "or pass --api-key (or bind to 127.0.0.1)")
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+        except OSError:
+            return False

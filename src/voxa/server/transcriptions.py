@@ -1,0 +1,129 @@
+"""POST /v1/audio/transcriptions and /v1/audio/translations (OpenAI's shapes).
+
+Response formats json, text, srt, vtt and verbose_json; ``stream=true`` answers with
+server-sent events, one ``transcript.text.delta`` per segment and a final ``transcript.text.done``.
+Uploads are read in pieces and refused with 413 past the configured size; decoding and
+recognition run in a worker thread, one request at a time per model (the CPU is the limit).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import List, Optional
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from .. import formats
+from ..asr import load_model
+from ..errors import ModelError
+from ..types import Transcript
+from .errors import APIError
+
+router = APIRouter()
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+MODEL_ALIASES = {"whisper-1": None, "gpt-4o-transcribe": None, "gpt-4o-mini-transcribe": None}
+_locks: dict[str, threading.Lock] = {}
+
+
+async def _read(upload: UploadFile, limit_mb: float) -> bytes:
+    limit = int(limit_mb * 1024 * 1024)
+    parts, size = [], 0
+    while chunk := await upload.read(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"file is larger than the {limit_mb:g} MB upload limit", "file_too_large", "file")
+        parts.append(chunk)
+    if not size:
+        raise APIError(400, "file is empty", "invalid_audio", "file")
+    return b"".join(parts)
+
+
+def _engine(model: str):
+    name = MODEL_ALIASES.get(model, model)
+    try:
+        return load_model(name)
+    except ModelError as e:
+        raise APIError(404, str(e), "model_not_found", "model") from None
+
+
+def verbose(t: Transcript, words: bool) -> dict:
+    out = {"task": t.task, "language": t.language or "", "duration": t.duration, "text": t.text,
+           "segments": [{"id": s.id, "seek": 0, "start": s.start, "end": s.end, "text": s.text, "tokens": [],
+                         "temperature": s.temperature, "avg_logprob": s.avg_logprob,
+                         "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob}
+                        for s in t.segments]}
+    if words:
+        out["words"] = [{"word": w.word.strip(), "start": w.start, "end": w.end} for w in t.words]
+    return out
+
+
+async def _handle(request: Request, task: str, file: UploadFile, model: str, language: Optional[str],
+                  prompt: Optional[str], response_format: str, temperature: float,
+                  granularities: List[str], stream: bool):
+    if response_format not in FORMATS:
+        raise APIError(400, f"response_format must be one of {', '.join(FORMATS)}", "invalid_request", "response_format")
+    if not 0.0 <= temperature <= 1.0:
+        raise APIError(400, "temperature must be between 0 and 1", "invalid_request", "temperature")
+    bad = [g for g in granularities if g not in ("word", "segment")]
+    if bad:
+        raise APIError(400, f"timestamp_granularities must be word or segment, not {bad[0]!r}",
+                       "invalid_request", "timestamp_granularities[]")
+    words = "word" in granularities
+    data = await _read(file, request.app.state.config.max_upload_mb)
+    engine = _engine(model)
+    opts = dict(task=task, language=language or None, initial_prompt=prompt or None, word_timestamps=words)
+    if temperature > 0:
+        opts["temperatures"] = tuple(t for t in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if t >= temperature)
+    engine._options(opts)  # bad language or task: 400 before any decoding
+    lock = _locks.setdefault(engine.name, threading.Lock())
+
+    def run() -> Transcript:
+        with lock:
+            return engine.transcribe(data, **opts)
+
+    if stream:
+        return StreamingResponse(iterate_in_threadpool(_events(run)), media_type="text/event-stream")
+    t = await run_in_threadpool(run)
+    if response_format == "json":
+        return {"text": t.text}
+    if response_format == "verbose_json":
+        return verbose(t, words)
+    if response_format == "text":
+        return PlainTextResponse(t.text + "\n")
+    return PlainTextResponse(formats.render(t, response_format),
+                             media_type="text/vtt" if response_format == "vtt" else "text/plain")
+
+
+def _events(run):
+    from ..errors import VoxaError
+    from .errors import body, status_of
+
+    try:
+        t = run()
+    except VoxaError as e:  # headers are sent already: the error travels as an event
+        yield f"data: {json.dumps({'type': 'error'} | body(status_of(e), str(e), e.code))}\n\n"
+        return
+    for s in t.segments:
+        yield f"data: {json.dumps({'type': 'transcript.text.delta', 'delta': s.text.strip() + ' '})}\n\n"
+    yield f"data: {json.dumps({'type': 'transcript.text.done', 'text': t.text})}\n\n"
+
+
+@router.post("/v1/audio/transcriptions")
+async def transcriptions(
+    request: Request, file: UploadFile = File(...), model: str = Form(...), language: Optional[str] = Form(None),
+    prompt: Optional[str] = Form(None), response_format: str = Form("json"), temperature: float = Form(0.0),
+    timestamp_granularities: List[str] = Form([], alias="timestamp_granularities[]"), stream: bool = Form(False),
+):
+    return await _handle(request, "transcribe", file, model, language, prompt, response_format, temperature,
+                         timestamp_granularities, stream)
+
+
+@router.post("/v1/audio/translations")
+async def translations(
+    request: Request, file: UploadFile = File(...), model: str = Form(...), prompt: Optional[str] = Form(None),
+    response_format: str = Form("json"), temperature: float = Form(0.0),
+):
+    return await _handle(request, "translate", file, model, None, prompt, response_format, temperature, [], False)

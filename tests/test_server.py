@@ -1,0 +1,231 @@
+"""The HTTP server, driven by the official openai client against a live uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+openai = pytest.importorskip("openai")
+uvicorn = pytest.importorskip("uvicorn")
+
+from voxa.server import create_app  # noqa: E402
+from voxa.server.config import ServerConfig  # noqa: E402
+
+
+def start(config: ServerConfig) -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    for _ in range(200):
+        if server.started:
+            return f"http://127.0.0.1:{port}"
+        time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+@pytest.fixture(scope="module")
+def url():
+    return start(ServerConfig(api_keys=()))
+
+
+@pytest.fixture(scope="module")
+def client(url):
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])
+def test_speech_every_format_streams_and_decodes(client, fmt, tmp_path):
+    from voxa import audio
+
+    target = tmp_path / f"out.{fmt}"
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="heart", input="Hello from the voxa server. This is a second sentence.",
+            response_format=fmt) as resp:
+        parts = list(resp.iter_bytes())
+        assert resp.headers["x-voxa-voice"] == "hibari:heart"
+    target.write_bytes(b"".join(parts))
+    seconds = target.stat().st_size / 2 / 24000 if fmt == "pcm" else audio.decode(target).size / 16000
+    assert 2.0 < seconds < 8.0
+
+
+def test_speech_round_trip_through_whisper(client, base, tmp_path):
+    data = client.audio.speech.create(model="tts-1", voice="heart", input="The meeting starts at nine.",
+                                      response_format="wav").content
+    text = base.transcribe(data, language="en").text.lower()
+    assert "meeting starts at" in text and ("nine" in text or "9" in text)
+
+
+def test_speech_speed(client):
+    slow = client.audio.speech.create(model="tts-1", voice="heart", input="One two three four five.",
+                                      response_format="pcm", speed=0.8).content
+    fast = client.audio.speech.create(model="tts-1", voice="heart", input="One two three four five.",
+                                      response_format="pcm", speed=1.5).content
+    assert len(fast) < 0.8 * len(slow)
+
+
+def test_models_list(client):
+    ids = {m.id for m in client.models.list().data}
+    assert {"whisper-base", "whisper-tiny.en", "tts-1", "hibari"} <= ids
+    assert client.models.retrieve("whisper-base").id == "whisper-base"
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(voice="nobody"), openai.BadRequestError, "unknown voice"),
+    (dict(model="tts-9"), openai.NotFoundError, "unknown speech model"),
+    (dict(input=""), openai.BadRequestError, "text is empty"),
+    (dict(input="x" * 5000), openai.APIStatusError, "limit is 4096"),
+    (dict(response_format="ogg"), openai.BadRequestError, "response_format"),
+    (dict(speed=9.0), openai.BadRequestError, "speed"),
+    (dict(instructions="whisper it"), openai.BadRequestError, "not supported"),
+])
+def test_speech_bad_requests(client, kwargs, error, words):
+    args = dict(model="tts-1", voice="heart", input="Hello.") | kwargs
+    with pytest.raises(error) as e:
+        client.audio.speech.create(**args)
+    assert words in str(e.value)
+    body = e.value.body
+    assert set(body) >= {"message", "type", "param", "code"}  # OpenAI's error object
+    assert client.models.list().data  # and the server keeps serving
+
+
+def test_unknown_model_id(client):
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope")
+
+
+def test_api_keys_are_required_when_set():
+    url = start(ServerConfig(api_keys=("s3cret",)))
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).models.list()
+    ok = openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0)
+    assert ok.models.list().data
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/health") as r:  # health needs no key
+        assert json.load(r)["status"] == "ok"
+
+
+def test_non_loopback_bind_without_keys_is_refused():
+    from voxa.errors import InputError
+
+    with pytest.raises(InputError, match="without an API key"):
+        ServerConfig(host="0.0.0.0", api_keys=()).check_bind()
+    ServerConfig(host="0.0.0.0", api_keys=("k",)).check_bind()
+    ServerConfig(host="127.0.0.1", api_keys=()).check_bind()
+    ServerConfig(host="localhost", api_keys=()).check_bind()
+
+
+def test_serve_command_refuses_public_bind_without_key():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "voxa.cli", "serve", "--host", "0.0.0.0"], capture_output=True,
+                       text=True, timeout=60, env={**__import__("os").environ, "VOXA_API_KEYS": ""})
+    assert p.returncode == 2 and "without an API key" in p.stderr
+
+
+def test_speech_goes_through_the_output_path(client):
+    from voxa import output
+
+    seen = []
+
+    class Hook:
+        def on_chunk(self, audio, release):
+            return audio
+
+        def on_close(self, release):
+            seen.append((release.origin, release.samples))
+
+    hook = Hook()
+    output.add_hook(hook)
+    try:
+        pcm = client.audio.speech.create(model="tts-1", voice="heart", input="Counted.", response_format="pcm").content
+    finally:
+        output.remove_hook(hook)
+    assert seen == [("server", len(pcm) // 2)]
+    assert np.frombuffer(pcm, "<i2").size == seen[0][1]
+
+
+# ------------------------------------------------------------------ transcriptions, translations
+
+JFK = "faster-whisper/jfk.flac"
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json"])
+def test_transcription_formats(client, eval_dir, fmt):
+    with open(eval_dir / JFK, "rb") as f:
+        r = client.audio.transcriptions.create(model="whisper-1", file=f, response_format=fmt, language="en")
+    text = r if isinstance(r, str) else r.text
+    assert "ask not what your country can do for you" in text.lower()
+    if fmt == "srt":
+        assert text.startswith("1\n00:00:0") and "-->" in text
+    if fmt == "vtt":
+        assert text.startswith("WEBVTT")
+    if fmt == "verbose_json":
+        assert r.language == "en" and 10 < r.duration < 12 and r.segments[0].start >= 0
+
+
+def test_transcription_words_and_stream(client, eval_dir):
+    with open(eval_dir / JFK, "rb") as f:
+        r = client.audio.transcriptions.create(model="whisper-base", file=f, response_format="verbose_json",
+                                               timestamp_granularities=["word", "segment"])
+    assert r.words and r.words[0].word.lower().startswith("and") and r.words[-1].end > r.words[0].start
+    with open(eval_dir / JFK, "rb") as f:
+        events = list(client.audio.transcriptions.create(model="whisper-1", file=f, stream=True))
+    assert [e.type for e in events][-1] == "transcript.text.done"
+    assert any(e.type == "transcript.text.delta" for e in events)
+    assert "ask not" in events[-1].text.lower()
+
+
+def test_translation(client, eval_dir):
+    with open(eval_dir / "aeneas/example7-de.mp3", "rb") as f:
+        r = client.audio.translations.create(model="whisper-1", file=f)
+    words = r.text.lower().split()
+    assert len(words) > 60 and "the" in words  # German speech, English text
+
+
+@pytest.mark.parametrize("name, data, kwargs, error, words", [
+    ("empty.wav", b"", {}, openai.BadRequestError, "file is empty"),
+    ("notes.txt", b"this is not audio at all" * 40, {}, openai.BadRequestError, "not a readable audio file"),
+    ("jfk.flac", None, dict(model="whisper-huge"), openai.NotFoundError, "whisper-huge"),
+    ("jfk.flac", None, dict(language="xx"), openai.BadRequestError, "unknown language"),
+    ("jfk.flac", None, dict(response_format="docx"), openai.BadRequestError, "response_format"),
+    ("jfk.flac", None, dict(temperature=3.0), openai.BadRequestError, "temperature"),
+])
+def test_transcription_bad_requests(client, eval_dir, name, data, kwargs, error, words):
+    payload = data if data is not None else (eval_dir / JFK).read_bytes()
+    args = dict(model="whisper-1", file=(name, payload)) | kwargs
+    with pytest.raises(error) as e:
+        client.audio.transcriptions.create(**args)
+    assert words in str(e.value)
+    assert client.models.list().data  # still serving
+
+
+def test_upload_limit():
+    url = start(ServerConfig(api_keys=(), max_upload_mb=0.1))
+    c = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as e:
+        c.audio.transcriptions.create(model="whisper-1", file=("big.wav", b"\0" * 200_000))
+    assert e.value.status_code == 413 and "upload limit" in str(e.value)
+
+
+def test_malformed_json_and_unknown_path(url):
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"{url}/v1/audio/speech", data=b"{bad json", method="POST",
+                                 headers={"content-type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req)
+    assert e.value.code == 400 and json.load(e.value)["error"]["message"] == "the request body is not valid JSON"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"{url}/v1/nothing-here")
+    assert e.value.code == 404 and "error" in json.load(e.value)
