@@ -229,3 +229,32 @@ def test_malformed_json_and_unknown_path(url):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"{url}/v1/nothing-here")
     assert e.value.code == 404 and "error" in json.load(e.value)
+
+
+def test_web_page_is_served_without_a_key_and_needs_no_network():
+    import re
+    import urllib.request
+
+    url = start(ServerConfig(api_keys=("k",)))
+    with urllib.request.urlopen(f"{url}/") as r:
+        assert r.status == 200 and r.headers["content-type"].startswith("text/html")
+        html = r.read().decode()
+    assert "/v1/audio/transcriptions" in html and "/v1/audio/speech" in html and "MediaRecorder" in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched from elsewhere
+
+
+def test_metrics_count_requests_and_audio(client, url):
+    import urllib.request
+
+    client.audio.speech.create(model="tts-1", voice="heart", input="Counting seconds.", response_format="wav")
+    with pytest.raises(openai.BadRequestError):
+        client.audio.speech.create(model="tts-1", voice="nobody", input="x")
+    with urllib.request.urlopen(f"{url}/metrics") as r:
+        text = r.read().decode()
+    def value(prefix):
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+    assert value('voxa_requests_total{path="/v1/audio/speech",status="200"}') >= 1
+    assert value('voxa_requests_total{path="/v1/audio/speech",status="400"}') >= 1
+    assert value('voxa_audio_seconds_total{kind="synthesized"}') > 0.5
+    assert value('voxa_real_time_factor_count{kind="synthesized"}') >= 1
+    assert "voxa_request_seconds_bucket" in text and "voxa_active_streams" in text

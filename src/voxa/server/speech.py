@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Literal, Optional
 
 from fastapi import APIRouter, Request
@@ -46,12 +47,16 @@ def speech(req: SpeechRequest, request: Request):
     chunks = voice.stream(req.input, sample_rate=rate, origin="server", **settings)  # checks input now
     enc = audio.Encoder(req.response_format, rate or voice.sample_rate)
 
+    metrics = request.app.state.metrics
+
     def encoded():
+        t0 = time.perf_counter()
         for chunk in chunks:
             data = enc.write(chunk.audio)
             if data:
                 yield data
         yield enc.close()
+        metrics.observe_audio("synthesized", enc.samples / enc.sample_rate, time.perf_counter() - t0)
 
     return StreamingResponse(iterate_in_threadpool(encoded()), media_type=audio.MEDIA_TYPES[req.response_format],
                              headers={"X-Voxa-Voice": voice.info.id})

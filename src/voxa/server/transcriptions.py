@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import List, Optional
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -86,7 +87,9 @@ async def _handle(request: Request, task: str, file: UploadFile, model: str, lan
 
     if stream:
         return StreamingResponse(iterate_in_threadpool(_events(run)), media_type="text/event-stream")
+    t0 = time.perf_counter()
     t = await run_in_threadpool(run)
+    request.app.state.metrics.observe_audio("transcribed", t.duration, time.perf_counter() - t0)
     if response_format == "json":
         return {"text": t.text}
     if response_format == "verbose_json":
