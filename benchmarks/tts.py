@@ -73,14 +73,11 @@ def make_engine(config: str):
     if config == "espeak":
         import subprocess
 
-        import numpy as np
+        from voxa.tts.espeak import wav_samples  # only the WAV parsing, no voxa text handling
 
         def stream(text):
-            wav = subprocess.run(["espeak-ng", "-v", "en-us", "-b", "1", "--stdout"], input=text.encode(),
-                                 capture_output=True, check=True).stdout
-            at = wav.find(b"data", 12)
-            pcm = wav[at + 8:]
-            yield np.frombuffer(pcm[: len(pcm) // 2 * 2], "<i2").astype(np.float32) / 32768
+            yield wav_samples(subprocess.run(["espeak-ng", "-v", "en-us", "-b", "1", "--stdout"],
+                                             input=text.encode(), capture_output=True, check=True).stdout)
 
         return 22050, stream
     raise SystemExit(f"unknown config {config}")

@@ -10,18 +10,14 @@ import sys
 import pytest
 
 
-_last_stdout = b""
-
-
 def voxa(*args, stdin=None, cwd=None, raw=False):
-    global _last_stdout
+    """Run the command; stdout comes back as bytes with raw=True (audio), else as text."""
     p = subprocess.run([sys.executable, "-m", "voxa.cli", *map(str, args)], input=stdin, cwd=cwd,
                        capture_output=True, env=dict(os.environ, COLUMNS="200"))
-    _last_stdout = p.stdout
-    return p.returncode, "" if raw else p.stdout.decode(), p.stderr.decode()
+    return p.returncode, p.stdout if raw else p.stdout.decode(), p.stderr.decode()
 
 
-voxa_cli = voxa
+voxa_cli = voxa  # for tests that also import the voxa package
 
 
 def test_transcribe_prints_text(eval_dir):
@@ -131,12 +127,12 @@ def test_speak_every_format_decodes_with_the_right_duration(fmt, tmp_path):
 
 
 def test_speak_stdin_to_stdout_stream(tmp_path):
-    rc, _, err = voxa_cli("speak", "-o", "-", "--stream", "-f", "wav", "-v", "hibari:heart",
-                          stdin=SPEAK.encode(), raw=True)
+    rc, wav, err = voxa_cli("speak", "-o", "-", "--stream", "-f", "wav", "-v", "hibari:heart",
+                            stdin=SPEAK.encode(), raw=True)
     assert rc == 0, err
     target = tmp_path / "piped.wav"
-    target.write_bytes(_last_stdout)
-    assert _last_stdout[:4] == b"RIFF" and 4 < duration_of(target, "wav", 24000) < 9
+    target.write_bytes(wav)
+    assert wav[:4] == b"RIFF" and 4 < duration_of(target, "wav", 24000) < 9
 
 
 def test_speak_file_with_settings_and_rate(tmp_path):

@@ -135,6 +135,10 @@ class Whisper:
             next_out += 1
 
     # ------------------------------------------------------------------ options
+    def check_options(self, **options) -> None:
+        """Raise InputError for options transcribe() would refuse, before any audio is read."""
+        self._options(options)
+
     def _options(self, kw: dict) -> Options:
         opts = Options()
         unknown = set(kw) - set(Options.__dataclass_fields__)

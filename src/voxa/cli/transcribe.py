@@ -51,7 +51,7 @@ def transcribe(
         engine = load_model(model)
         opts = dict(language=language, task=task, word_timestamps=word_timestamps, vad=vad,
                     beam_size=beam_size, batch_size=batch_size)
-        engine._options(opts)  # validate before reading any audio
+        engine.check_options(**opts)
     except (InputError, ModelError, OutputError) as e:
         fail(str(e))
 

@@ -30,8 +30,10 @@ class ServerConfig:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
+    if host == "localhost":
+        return True
+    if not host:  # "" binds every interface
+        return False
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -34,8 +34,8 @@ def respond(status: int, message: str, code: str | None = None, param: str | Non
 
 
 def status_of(e: VoxaError) -> int:
-    if isinstance(e, ModelError) and "not installed" not in str(e):
-        return 404 if "unknown" in str(e) else 400
+    """400 for what the request asked wrongly (an unknown model is answered 404 where it is
+    looked up, with an APIError); 500 for anything else."""
     if isinstance(e, (InputError, AudioError, ModelError)):
         return 400
     return 500

@@ -78,7 +78,7 @@ async def _handle(request: Request, task: str, file: UploadFile, model: str, lan
     opts = dict(task=task, language=language or None, initial_prompt=prompt or None, word_timestamps=words)
     if temperature > 0:
         opts["temperatures"] = tuple(t for t in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if t >= temperature)
-    engine._options(opts)  # bad language or task: 400 before any decoding
+    engine.check_options(**opts)  # bad language or task: 400 before any decoding
     lock = _locks.setdefault(engine.name, threading.Lock())
 
     def run() -> Transcript:

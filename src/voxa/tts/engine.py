@@ -13,6 +13,7 @@ engine does not support is an error, never silently ignored.
 from __future__ import annotations
 
 import difflib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -45,16 +46,17 @@ class Setting:
         return v
 
 
-class Engine:
-    """Base class. Subclasses set the class attributes and implement the three methods."""
+class Engine(ABC):
+    """Base class. Subclasses set the class attributes and implement ``voices`` and
+    ``synthesize`` (``missing`` and ``load`` have defaults)."""
 
     name = ""
     license = ""
     settings: dict[str, Setting] = {}
 
+    @abstractmethod
     def voices(self) -> list[VoiceInfo]:
         """Every voice this engine knows, installed or not."""
-        raise NotImplementedError
 
     def missing(self) -> str | None:
         """Why the engine cannot run here (a package or program is absent), or None."""
@@ -63,9 +65,9 @@ class Engine:
     def load(self, voice: VoiceInfo) -> None:
         """Load what the voice needs now, so the first sentence is not slowed by it."""
 
+    @abstractmethod
     def synthesize(self, text: str, voice: VoiceInfo, settings: dict) -> np.ndarray:
         """One sentence -> float32 mono audio at ``voice.sample_rate``. Called only by voxa.tts."""
-        raise NotImplementedError
 
     def check_settings(self, settings: dict) -> dict:
         out = {}

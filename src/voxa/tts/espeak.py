@@ -52,10 +52,10 @@ class Espeak(Engine):
         if run.returncode != 0:
             msg = run.stderr.decode("utf-8", "replace").strip().splitlines()
             raise InputError(f"espeak-ng voice {voice.name}: {msg[-1] if msg else 'failed'}")
-        return _wav_samples(run.stdout)
+        return wav_samples(run.stdout)
 
 
-def _wav_samples(wav: bytes) -> np.ndarray:
+def wav_samples(wav: bytes) -> np.ndarray:
     """espeak-ng streams WAV with placeholder sizes; the samples follow the 'data' chunk."""
     at = wav.find(b"data", 12)
     if at < 0:

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December"]
-_MONTH_ABBR = {m[:3].lower(): m for m in MONTHS} | {"sept": "September"}
+_MONTH_ABBR = {m[:3].lower(): m for m in MONTHS}  # "sept"[:3] is "sep" too
 _MONTH_RE = "|".join(MONTHS + [m[:3] for m in MONTHS] + ["Sept"])
 CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
             "€": ("euro", "euros", "cent", "cents"), "¥": ("yen", "yen", "sen", "sen"),
@@ -132,7 +132,7 @@ def _date(month: str, day: str | None, yr: str | None) -> str:
 
 
 def _month(name: str) -> str:
-    return _MONTH_ABBR.get(name.lower().rstrip(".")[:4] if name.lower().startswith("sept") else name.lower()[:3], name)
+    return _MONTH_ABBR.get(name.lower()[:3], name)
 
 
 def _us_date(m: re.Match) -> str:

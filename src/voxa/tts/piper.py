@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError
 from ..types import VoiceInfo
-from .engine import SPEED_HELP, Engine, Setting
+from .engine import SPEED_HELP, Engine, Setting, get_engine
 
 
 class PiperEngine(Engine):
@@ -65,7 +65,7 @@ class PiperEngine(Engine):
         except (ValueError, KeyError, TypeError) as e:
             raise InputError(f"Piper voice {path}: unreadable config ({e})") from None
         cls._paths[str(path)] = (model, config)
-        reason = cls().missing()
+        reason = get_engine("piper").missing()
         return VoiceInfo("piper", str(path), lang.replace("_", "-"), rate, "see the voice's model card",
                          reason is None, "local Piper voice")
 
