@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import numpy as np
 import pytest
 
 openai = pytest.importorskip("openai")
 uvicorn = pytest.importorskip("uvicorn")
 
-from voxa.server import create_app  # noqa: E402
 from voxa.server.config import ServerConfig  # noqa: E402
 
-
-def start(config: ServerConfig) -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    for _ in range(200):
-        if server.started:
-            return f"http://127.0.0.1:{port}"
-        time.sleep(0.05)
-    raise RuntimeError("server did not start")
+from .conftest import start_server as start  # noqa: E402
 
 
 @pytest.fixture(scope="module")

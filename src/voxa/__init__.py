@@ -6,9 +6,11 @@
     >>> results = voxa.transcribe(["a.wav", "b.flac"])  # batched together, returned in order
     >>> audio, rate = voxa.speak("It costs $9.99.")     # float32 mono, 24 kHz (hibari)
     >>> for chunk in voxa.speak_stream(text): ...       # sentence by sentence (also async for)
+    >>> for event in voxa.listen("call.wav", pace=1): ...  # live recognition: interim and final results
 """
 
 from .asr import Failure, Whisper, load_model, transcribe
+from .streaming import listen
 from .errors import AudioError, InputError, ModelError, OutputError, VoxaError
 from .tts import Voice, aspeak, load_voice, speak, speak_stream, voices
 from .types import Segment, Speech, SpeechChunk, Transcript, VoiceInfo, Word
@@ -18,5 +20,5 @@ __version__ = "0.1.0"
 __all__ = [
     "AudioError", "Failure", "InputError", "ModelError", "OutputError", "Segment", "Speech",
     "SpeechChunk", "Transcript", "Voice", "VoiceInfo", "VoxaError", "Whisper", "Word", "aspeak",
-    "load_model", "load_voice", "speak", "speak_stream", "transcribe", "voices", "__version__",
+    "listen", "load_model", "load_voice", "speak", "speak_stream", "transcribe", "voices", "__version__",
 ]

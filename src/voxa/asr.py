@@ -267,7 +267,7 @@ class Whisper:
             inp.duration = total / audio_io.SAMPLE_RATE
 
     # ------------------------------------------------------------------ decoding
-    def _tokenizer(self, language: str, task: str):
+    def tokenizer(self, language: str, task: str):
         from faster_whisper.tokenizer import Tokenizer
 
         return Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=language)
@@ -290,7 +290,7 @@ class Whisper:
                     inp.language, inp.language_probability = languages[i][0], round(languages[i][1], 4)
         prompts, tokenizers = [], []
         for lang, _ in languages:
-            tok = self._tokenizer(lang, opts.task)
+            tok = self.tokenizer(lang, opts.task)
             tokenizers.append(tok)
             previous = tok.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
             prompts.append(self.model.get_prompt(tok, previous, without_timestamps=not opts.timestamps))

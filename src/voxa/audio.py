@@ -225,6 +225,147 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     return np.concatenate([head, tail]) if tail.size else head
 
 
+# ------------------------------------------------------------------------------- live input
+class PcmDecoder:
+    """Raw 16-bit little-endian PCM arriving in arbitrary pieces (a live stream's ``linear16``)
+    to float32 mono 16 kHz. Channels are averaged; a sample split across pieces is carried over.
+    A WAV header at the very start is read and checked against the declared rate and channels."""
+
+    def __init__(self, sample_rate: int, channels: int = 1):
+        self.sample_rate, self.channels = int(sample_rate), int(channels)
+        self._carry = b""
+        self._first = True
+        self._resampler = Resampler(self.sample_rate, SAMPLE_RATE)
+
+    def __call__(self, data: bytes) -> np.ndarray:
+        if self._first and data:
+            self._first = False
+            if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+                data = self._strip_wav(data)
+        data = self._carry + data
+        width = 2 * self.channels
+        n = len(data) // width * width
+        self._carry = data[n:]
+        if n == 0:
+            return np.zeros(0, np.float32)
+        pcm = np.frombuffer(data[:n], dtype="<i2").astype(np.float32) / 32768.0
+        if self.channels > 1:
+            pcm = pcm.reshape(-1, self.channels).mean(axis=1)
+        return self._resampler(pcm)
+
+    def _strip_wav(self, data: bytes) -> bytes:
+        import struct
+
+        pos = 12
+        while pos + 8 <= len(data):
+            cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+            if cid == b"fmt " and pos + 24 <= len(data):
+                fmt, ch, rate, _, _, bits = struct.unpack("<HHIIHH", data[pos + 8:pos + 24])
+                if fmt not in (1, 0xFFFE) or bits != 16:
+                    raise AudioError(f"the WAV header says {bits}-bit format {fmt}; linear16 needs 16-bit PCM")
+                if rate != self.sample_rate or ch != self.channels:
+                    raise AudioError(f"declared sample_rate={self.sample_rate} channels={self.channels} but the "
+                                     f"WAV header says {rate} Hz, {ch} channel(s)")
+            if cid == b"data":
+                return data[pos + 8:]
+            pos += 8 + size + (size & 1)
+        raise AudioError("a WAV header must arrive whole in the first message")
+
+    def flush(self) -> np.ndarray:
+        return self._resampler.flush()
+
+
+class _Pipe(io.RawIOBase):
+    """Bytes fed by one thread, read (blocking) by a decoder in another."""
+
+    def __init__(self, limit: int):
+        import threading
+
+        self._buf = bytearray()
+        self._closed = False
+        self._cond = threading.Condition()
+        self._limit = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def feed(self, data: bytes) -> None:
+        with self._cond:
+            if len(self._buf) + len(data) > self._limit:
+                raise AudioError("the audio cannot be decoded as fast as it arrives")
+            self._buf += data
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def readinto(self, b) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self._buf or self._closed)
+            n = min(len(b), len(self._buf))
+            b[:n] = self._buf[:n]
+            del self._buf[:n]
+            return n
+
+
+class StreamDecoder:
+    """A container (WebM/Opus from a browser's MediaRecorder, Ogg, MP3, FLAC, WAV...) arriving
+    in pieces, decoded by FFmpeg on its own thread as bytes come in. Decoded float32 mono
+    16 kHz audio goes to ``on_audio``; a decoding failure is kept in ``error``."""
+
+    def __init__(self, on_audio, fmt: str | None = None, max_buffer: int = 8 << 20):
+        import threading
+
+        self._pipe = _Pipe(max_buffer)
+        self._on_audio = on_audio
+        self._fmt = fmt
+        self.error: str | None = None
+        self.samples = 0
+        self._thread = threading.Thread(target=self._run, name="voxa-stream-decode", daemon=True)
+        self._thread.start()
+
+    def feed(self, data: bytes) -> None:
+        if self.error:
+            raise AudioError(self.error)
+        self._pipe.feed(data)
+
+    def close(self, timeout: float | None = None) -> None:
+        """No more bytes: decode the rest and wait for the decoder (raises AudioError on failure)."""
+        self._pipe.end()
+        self._thread.join(timeout)
+        if self.error:
+            raise AudioError(self.error)
+
+    def abort(self) -> None:
+        """Stop without waiting (the client is gone)."""
+        self._pipe.end()
+
+    def _run(self) -> None:
+        try:
+            with av.open(self._pipe, mode="r", format=self._fmt, metadata_errors="ignore") as container:
+                if not container.streams.audio:
+                    raise AudioError("the stream has no audio track")
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+                for frame in container.decode(container.streams.audio[0]):
+                    frame.pts = None
+                    for out in resampler.resample(frame):
+                        self._emit(out.to_ndarray().reshape(-1))
+                for out in resampler.resample(None):
+                    self._emit(out.to_ndarray().reshape(-1))
+        except AudioError as e:
+            self.error = str(e)
+        except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as e:
+            self.error = f"not a readable audio stream ({_reason(e)})"
+        finally:
+            self._pipe.end()
+
+    def _emit(self, samples: np.ndarray) -> None:
+        self.samples += samples.size
+        self._on_audio(samples)
+
+
 # ----------------------------------------------------------------------------------------- encode
 
 #: format -> (container, codec, sample format, allowed sample rates or None for any)
@@ -373,10 +514,14 @@ def probe_duration(source: Source) -> float | None:
     """Duration in seconds from the container's header, without decoding; None if unknown."""
     if isinstance(source, np.ndarray):
         return source.shape[0] / SAMPLE_RATE
-    if not isinstance(source, (str, os.PathLike)) or str(source) == "-":
+    if isinstance(source, (bytes, bytearray)):
+        target = io.BytesIO(source)
+    elif not isinstance(source, (str, os.PathLike)) or str(source) == "-":
         return None
+    else:
+        target = str(source)
     try:
-        with av.open(str(source), metadata_errors="ignore") as c:
+        with av.open(target, metadata_errors="ignore") as c:
             if not c.streams.audio:
                 return None
             return _declared_duration(c, c.streams.audio[0])

@@ -110,3 +110,39 @@ class Speech:
 
     def __iter__(self) -> Iterator:
         return iter((self.audio, self.sample_rate))
+
+
+# ---------------------------------------------------------------------- live recognition events
+@dataclass
+class SpeechStarted:
+    """The voice detector heard speech begin (seconds from the start of the stream)."""
+
+    timestamp: float
+
+
+@dataclass
+class StreamResult:
+    """Words for the audio from ``start`` to ``start + duration`` (seconds from stream start).
+
+    Interim results (``is_final`` false) cover everything since the last final and are revised
+    by the next result. A final is never revised; ``speech_final`` marks the end of an utterance
+    (the speaker paused for the endpointing time), ``from_finalize`` a final forced by the client.
+    """
+
+    start: float
+    duration: float
+    words: list[Word]
+    is_final: bool
+    speech_final: bool = False
+    from_finalize: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(w.word for w in self.words).strip()
+
+
+@dataclass
+class UtteranceEnd:
+    """No word has been heard for the configured gap since ``last_word_end``."""
+
+    last_word_end: float

@@ -95,3 +95,39 @@ def stream_regions(
             yield Region((carry_start + s) / SAMPLE_RATE, buf[s:e].copy())
         carry, carry_start = buf[keep_from:].copy(), carry_start + keep_from
         block = following
+
+
+class StreamingVad:
+    """Silero speech probabilities for audio that arrives in pieces (one live stream).
+
+    The model's recurrent state and its 64-sample context are carried from call to call, so
+    the probabilities equal those of the whole recording in one go. One instance per stream;
+    the ONNX session itself is shared.
+    """
+
+    FRAME = 512  # samples at 16 kHz: 32 ms per probability
+    _CONTEXT = 64
+
+    def __init__(self):
+        from faster_whisper.vad import get_vad_model  # cached: one session per process
+
+        self._model = get_vad_model()
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(self._CONTEXT, dtype=np.float32)
+        self._rest = np.zeros(0, dtype=np.float32)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        """Probabilities for every whole frame completed by ``samples`` (leftovers are kept)."""
+        buf = np.concatenate([self._rest, samples.astype(np.float32, copy=False)])
+        n = buf.size // self.FRAME
+        self._rest = buf[n * self.FRAME:]
+        if n == 0:
+            return np.zeros(0, dtype=np.float32)
+        frames = buf[: n * self.FRAME].reshape(n, self.FRAME)
+        contexts = np.concatenate([self._context[None], frames[:-1, -self._CONTEXT:]])
+        self._context = frames[-1, -self._CONTEXT:].copy()
+        batch = np.concatenate([contexts, frames], axis=1)
+        out, self._h, self._c = self._model.session.run(None, {"input": batch, "h": self._h, "c": self._c})
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+

@@ -2,7 +2,7 @@
 
 One router per endpoint (in the manner of Speaches): ``transcriptions.py`` (POST
 /v1/audio/transcriptions and /translations), ``speech.py`` (POST /v1/audio/speech), ``models.py``
-(GET /v1/models), ``metrics.py`` (GET /metrics), ``page.py`` (GET /, the web page). Errors use OpenAI's JSON shape (``errors.py``) so the official
+(GET /v1/models), ``listen.py`` (WS /v1/listen, live recognition), ``metrics.py`` (GET /metrics), ``page.py`` (GET /, the web page). Errors use OpenAI's JSON shape (``errors.py``) so the official
 ``openai`` client raises its usual exceptions. Safe defaults (``config.py``): loopback bind,
 a non-loopback bind refused without API keys, Bearer-token auth when keys are set, size limits.
 
@@ -25,7 +25,7 @@ OPEN_PATHS = {"/health", "/"}  # the page itself asks for the key
 
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:
-    from . import metrics, models, page, speech, transcriptions
+    from . import listen, metrics, models, page, speech, transcriptions
 
     config = config or ServerConfig()
     app = FastAPI(title="voxa", version=__version__, docs_url=None, redoc_url=None)
@@ -48,6 +48,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.include_router(speech.router)
     app.include_router(models.router)
     app.include_router(transcriptions.router)
+    app.include_router(listen.router)
     app.include_router(metrics.router)
     app.include_router(page.router)
     app.state.metrics = metrics.install(app)

@@ -21,6 +21,13 @@ class ServerConfig:
     api_keys: tuple[str, ...] = field(default_factory=_keys_from_env)
     max_upload_mb: float = 100.0      # transcription uploads
     max_text_chars: int = 4096        # one speech request (OpenAI's own limit)
+    max_audio_s: float = 4 * 3600.0   # one transcription upload, by its duration
+    stream_model: str = "tiny.en"     # WS /v1/listen when the client names no voxa model
+    max_streams: int = 16             # live streams at once (more: HTTP 429 at the handshake)
+    max_stream_s: float = 3600.0      # audio per live stream
+    idle_timeout_s: float = 10.0      # a stream with no audio or KeepAlive for this long is closed
+    max_frame_bytes: int = 1 << 20    # one WebSocket message
+    max_backlog_s: float = 30.0       # audio a stream may have waiting for the decoder before reads pause
 
     def check_bind(self) -> None:
         """A server reachable from other machines must ask for a key."""

@@ -19,6 +19,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from .. import formats
 from ..asr import load_model
+from ..audio import probe_duration
 from ..errors import ModelError
 from ..types import Transcript
 from .errors import APIError
@@ -73,7 +74,12 @@ async def _handle(request: Request, task: str, file: UploadFile, model: str, lan
         raise APIError(400, f"timestamp_granularities must be word or segment, not {bad[0]!r}",
                        "invalid_request", "timestamp_granularities[]")
     words = "word" in granularities
-    data = await _read(file, request.app.state.config.max_upload_mb)
+    config = request.app.state.config
+    data = await _read(file, config.max_upload_mb)
+    declared = await run_in_threadpool(probe_duration, data)
+    if declared is not None and declared > config.max_audio_s:
+        raise APIError(413, f"audio is {declared:.0f} s long; the limit is {config.max_audio_s:g} s per request",
+                       "audio_too_long", "file")
     engine = _engine(model)
     opts = dict(task=task, language=language or None, initial_prompt=prompt or None, word_timestamps=words)
     if temperature > 0:

@@ -1,0 +1,300 @@
+"""WS /v1/listen: live recognition, shaped like Deepgram's live API.
+
+A client written for ``wss://api.deepgram.com/v1/listen`` (such as the article's StreamingASR)
+works by changing the URL. Query parameters: ``model``, ``language``, ``encoding`` (``linear16``
+raw PCM with ``sample_rate`` and ``channels``; left out, or a container name such as ``webm`` or
+``opus``, for containers like a browser MediaRecorder's WebM/Opus), ``interim_results``,
+``endpointing`` (ms or ``false``), ``utterance_end_ms``, ``vad_events``. Parameters voxa has no use
+for (``smart_format``, ``punctuate``...) are accepted and ignored. Deepgram model names
+(``nova-2``...) mean the server's default streaming model.
+
+Binary messages carry audio; text messages carry ``{"type": "KeepAlive" | "Finalize" |
+"CloseStream"}``. Out go ``Results``, ``SpeechStarted``, ``UtteranceEnd`` and, at the close,
+``Metadata`` (see ``voxa.streaming.message``).
+
+Refused at the handshake with an HTTP status and an OpenAI-shaped JSON body: bad parameters (400),
+a wrong key (401), an unknown model (404), too many streams (429). Once open, a stream ends with a
+close code and a reason: 1000 after CloseStream, 1008 for undecodable audio or the stream length
+cap, 1009 for an oversized message, 1011 after ``idle_timeout_s`` without audio or KeepAlive.
+Before any close that voxa starts, everything already received is finalised and sent.
+A malformed control message gets an ``Error`` message and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from ..asr import load_model
+from ..audio import PcmDecoder, StreamDecoder
+from ..errors import AudioError, ModelError
+from ..streaming import Recognizer, Scheduler, StreamOptions, message
+from .errors import respond
+
+router = APIRouter()
+CONTAINERS = {"webm": "webm", "opus": "ogg", "ogg-opus": "ogg", "ogg": "ogg", "flac": "flac", "mp3": "mp3",
+              "wav": "wav", "aac": None, "mp4": None, "m4a": None}
+DEEPGRAM_MODELS = ("nova", "enhanced", "general")  # Deepgram's own: mean "the default here"
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str = "invalid_request"):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+def _flag(q, name: str, default: bool) -> bool:
+    v = q.get(name)
+    if v is None:
+        return default
+    if v.lower() in ("true", "1"):
+        return True
+    if v.lower() in ("false", "0"):
+        return False
+    raise Refused(400, f"{name} must be true or false, not {v!r}", name)
+
+
+def _int(q, name: str, lo: int, hi: int, default: int | None, allow_false: bool = False) -> int | None:
+    v = q.get(name)
+    if v is None:
+        return default
+    if allow_false and v.lower() == "false":
+        return None
+    try:
+        n = int(v)
+    except ValueError:
+        raise Refused(400, f"{name} must be an integer{' or false' if allow_false else ''}, not {v!r}", name) from None
+    if not lo <= n <= hi:
+        raise Refused(400, f"{name} must be between {lo} and {hi}, not {n}", name)
+    return n
+
+
+def _model_name(q, config) -> str:
+    name = q.get("model") or config.stream_model
+    if name.split("-")[0] in DEEPGRAM_MODELS:
+        return config.stream_model
+    return name
+
+
+def parse(q, config) -> tuple[str, StreamOptions, dict]:
+    """Check the query string; raises Refused."""
+    encoding = (q.get("encoding") or "").lower() or None
+    if encoding is not None and encoding != "linear16" and encoding not in CONTAINERS:
+        raise Refused(400, f"unsupported encoding {encoding!r}: use linear16 (raw 16-bit PCM) or a container "
+                           f"({', '.join(sorted(CONTAINERS))}), or leave it out to detect the container", "encoding")
+    rate = _int(q, "sample_rate", 8000, 192000, None)
+    channels = _int(q, "channels", 1, 8, 1)
+    if encoding == "linear16" and rate is None:
+        raise Refused(400, "sample_rate is required with encoding=linear16", "sample_rate")
+    language = q.get("language") or None
+    if language:
+        language = language.split("-")[0].lower()  # BCP-47 en-US -> Whisper's en
+    opts = StreamOptions(
+        language=language,
+        interim_results=_flag(q, "interim_results", False),
+        endpointing_ms=_int(q, "endpointing", 10, 10000, 300, allow_false=True),
+        utterance_end_ms=_int(q, "utterance_end_ms", 500, 10000, None),
+        vad_events=_flag(q, "vad_events", False),
+    )
+    if opts.endpointing_ms is not None:
+        opts.endpointing_ms = max(opts.endpointing_ms, 64)  # the voice detector judges 32 ms frames
+    return _model_name(q, config), opts, {"encoding": encoding, "sample_rate": rate, "channels": channels}
+
+
+def _authorized(ws: WebSocket, keys) -> tuple[bool, str | None]:
+    """Keys come as ``Authorization: Bearer|Token KEY`` or, from browsers, which cannot set
+    headers, as the subprotocols ``token, KEY`` (Deepgram's convention)."""
+    if not keys:
+        return True, None
+    given = ws.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    protocols = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    sub = None
+    if not token and len(protocols) == 2 and protocols[0].lower() == "token":
+        token, sub = protocols[1], "token"
+    elif scheme.lower() not in ("bearer", "token"):
+        token = ""
+    return any(hmac.compare_digest(token, k) for k in keys), sub
+
+
+def _scheduler(app, engine) -> Scheduler:
+    schedulers = app.state.__dict__.setdefault("schedulers", {})
+    if engine.name not in schedulers:
+        metrics = app.state.metrics
+        schedulers[engine.name] = Scheduler(
+            engine, on_batch=lambda audio_s, wall: metrics.observe_audio("stream_decode", audio_s, wall))
+    return schedulers[engine.name]
+
+
+@router.websocket("/v1/listen")
+async def listen(ws: WebSocket):
+    app = ws.app
+    config = app.state.config
+    ok, subprotocol = _authorized(ws, config.api_keys)
+    try:
+        if not ok:
+            raise Refused(401, "missing or wrong API key: send Authorization: Bearer <key> "
+                               "(or the subprotocols 'token', '<key>')", code="invalid_api_key")
+        model, opts, fmt = parse(ws.query_params, config)
+        try:
+            engine = await run_in_threadpool(load_model, model)
+        except ModelError as e:
+            raise Refused(404, str(e), "model", "model_not_found") from None
+        try:
+            engine.check_options(language=opts.language)
+        except Exception as e:
+            raise Refused(400, str(e), "language") from None
+        active = app.state.__dict__.setdefault("streams", set())
+        if len(active) >= config.max_streams:
+            raise Refused(429, f"too many live streams: the limit is {config.max_streams}; try again later",
+                          code="rate_limit_exceeded")
+    except Refused as r:
+        await ws.send_denial_response(respond(r.status, r.message, r.code, r.param))
+        return
+    session = Session(ws, engine, opts, fmt, config, _scheduler(app, engine))
+    active.add(session)
+    app.state.metrics.active_streams.inc()
+    try:
+        await ws.accept(subprotocol=subprotocol)
+        await session.run()
+    finally:
+        active.discard(session)
+        app.state.metrics.active_streams.dec()
+        app.state.metrics.observe_audio("streamed", session.rec.duration, 0.0)
+
+
+class Session:
+    """One open stream: reads messages, feeds the recogniser, sends its events back."""
+
+    def __init__(self, ws: WebSocket, engine, opts: StreamOptions, fmt: dict, config, scheduler: Scheduler):
+        self.ws, self.config, self.fmt = ws, config, fmt
+        self.id = str(uuid.uuid4())
+        self.model = engine.name
+        self.loop = asyncio.get_running_loop()
+        self.out: asyncio.Queue = asyncio.Queue()
+        self.rec = Recognizer(scheduler, self._emit, opts)
+        self.sha = hashlib.sha256()
+        self.created = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.decoder = None
+        if fmt["encoding"] == "linear16":
+            self.pcm = PcmDecoder(fmt["sample_rate"], fmt["channels"])
+        else:
+            self.pcm = None
+            self.decoder = StreamDecoder(self._decoded, CONTAINERS.get(fmt["encoding"]))
+
+    # events come from the recogniser's threads
+    def _emit(self, event) -> None:
+        self.loop.call_soon_threadsafe(self.out.put_nowait, message(event, request_id=self.id, model=self.model))
+
+    def _decoded(self, samples) -> None:  # container decoder thread
+        if not self.rec.closed:
+            self.rec.push(samples)
+
+    async def _send(self) -> None:
+        while (msg := await self.out.get()) is not None:
+            await asyncio.wait_for(self.ws.send_text(json.dumps(msg)), self.config.idle_timeout_s)
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._send())
+        code, reason = 1000, ""
+        try:
+            code, reason = await self._receive()
+        except WebSocketDisconnect:
+            code = None  # the client left: free everything, send nothing
+        except (AudioError, RuntimeError) as e:
+            code, reason = 1008, f"DATA-0000: {e}"
+        if code is None or sender.done():
+            self._abort()
+            sender.cancel()
+            return
+        await self._finish()
+        await self.out.put(None)
+        try:
+            await asyncio.wait_for(sender, self.config.idle_timeout_s)
+            await self.ws.close(code, reason[:120])
+        except Exception:  # the client stopped reading or left; nothing more to do
+            sender.cancel()
+
+    async def _receive(self) -> tuple[int, str]:
+        cfg = self.config
+        while True:
+            try:
+                msg = await asyncio.wait_for(self.ws.receive(), cfg.idle_timeout_s)
+            except asyncio.TimeoutError:
+                return 1011, f"NET-0001: no audio or KeepAlive received for {cfg.idle_timeout_s:g} s"
+            if msg["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(msg.get("code", 1000))
+            data, text = msg.get("bytes"), msg.get("text")
+            if data is not None:
+                if not data:
+                    return 1000, ""  # Deepgram's old way to say CloseStream
+                if len(data) > cfg.max_frame_bytes:
+                    return 1009, f"BIG-0000: a message of {len(data)} bytes is over the {cfg.max_frame_bytes} limit"
+                await self._audio(data)
+                if self.rec.error is not None:
+                    return 1011, f"NET-0000: recognition failed ({self.rec.error})"
+                if self.rec.duration > cfg.max_stream_s:
+                    return 1008, f"BIG-0001: the stream is over the {cfg.max_stream_s:g} s limit"
+                continue
+            kind = self._control(text)
+            if kind == "CloseStream":
+                return 1000, ""
+            if kind == "Finalize":
+                await run_in_threadpool(self.rec.finalize)
+
+    def _control(self, text: str | None) -> str | None:
+        try:
+            obj = json.loads(text or "")
+            kind = obj.get("type") if isinstance(obj, dict) else None
+        except ValueError:
+            kind = obj = None
+        if kind in ("KeepAlive", "Finalize", "CloseStream"):
+            return kind
+        what = "not JSON" if obj is None else f"unknown control message {str(text)[:80]!r}"
+        self.out.put_nowait({"type": "Error", "err_code": "MESSAGE-0000",
+                             "err_msg": f"text messages must be JSON control messages "
+                                        f"(KeepAlive, Finalize, CloseStream); got {what}; audio goes in binary messages"})
+        return None
+
+    async def _audio(self, data: bytes) -> None:
+        self.sha.update(data)
+        if self.pcm is not None:
+            samples = self.pcm(data)
+            if samples.size:
+                await run_in_threadpool(self.rec.push, samples)
+        else:
+            await run_in_threadpool(self.decoder.feed, data)
+        # backpressure: a client sending faster than its audio can be decoded waits here
+        while self.rec.backlog_s > self.config.max_backlog_s:
+            await asyncio.sleep(0.05)
+
+    async def _finish(self) -> None:
+        """Decode what is left, send the last results and Metadata."""
+        error = None
+        if self.decoder is not None:
+            try:
+                await run_in_threadpool(self.decoder.close, 30.0)
+            except AudioError as e:
+                error = str(e)
+        elif self.pcm is not None:
+            tail = self.pcm.flush()
+            if tail.size:
+                await run_in_threadpool(self.rec.push, tail)
+        await run_in_threadpool(self.rec.close, 60.0)
+        if error:
+            self.out.put_nowait({"type": "Error", "err_code": "DATA-0000", "err_msg": error})
+        self.out.put_nowait({"type": "Metadata", "transaction_key": "deprecated", "request_id": self.id,
+                             "sha256": self.sha.hexdigest(), "created": self.created,
+                             "duration": round(self.rec.duration, 3), "channels": 1, "models": [self.model]})
+
+    def _abort(self) -> None:
+        self.rec.abort()
+        if self.decoder is not None:
+            self.decoder.abort()

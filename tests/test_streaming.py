@@ -1,0 +1,140 @@
+"""Live recognition (voxa.streaming): the agreement rule and the wire format alone, then the
+real tiny.en model on real LibriSpeech and JFK recordings."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from voxa import audio
+from voxa.streaming import Recognizer, Scheduler, StreamOptions, _agreement, message
+from voxa.types import SpeechStarted, StreamResult, UtteranceEnd, Word
+
+from .conftest import librispeech, wer
+
+JFK = "faster-whisper/jfk.flac"
+
+
+def _w(text, start, end):
+    return Word(start, end, text, 0.9)
+
+
+def test_agreement_is_the_shared_prefix_before_the_tail():
+    a = [_w(" Hello", 0, .5), _w(" there,", .5, 1), _w(" my", 1, 1.2), _w(" friend", 1.2, 2)]
+    b = [_w(" hello", 0, .5), _w(" there", .5, 1), _w(" my", 1, 1.2), _w(" fiend", 1.2, 2)]
+    assert _agreement(a, b, before=10) == 3  # case and punctuation do not matter; the 4th differs
+    assert _agreement(a, b, before=1.1) == 2  # words too near the end of the audio wait
+    assert _agreement([], b, before=10) == 0
+
+
+def test_finalize_with_nothing_said_still_answers(eval_dir, tiny):
+    events = []
+    sch = Scheduler(tiny)
+    rec = Recognizer(sch, events.append, StreamOptions())
+    rec.push(np.zeros(16000, np.float32))  # a second of silence: nothing to decode
+    rec.finalize()
+    assert rec.wait(10)
+    assert [type(e) for e in events] == [StreamResult]
+    assert events[0].is_final and events[0].from_finalize and events[0].words == []
+    rec.close(10)
+    sch.stop()
+
+
+def test_jfk_live_real_time(eval_dir, tiny):
+    """At real-time pace: interim results arrive while the audio is still being fed, finals
+    cover the speech, SpeechStarted and UtteranceEnd appear, and the text matches offline."""
+    pcm = audio.decode(eval_dir / JFK)
+    pcm = np.concatenate([np.zeros(8000, np.float32), pcm, np.zeros(24000, np.float32)])
+    events, arrival = [], []
+    sch = Scheduler(tiny)
+    t0 = time.perf_counter()
+
+    def emit(e):
+        events.append(e)
+        arrival.append(time.perf_counter() - t0)
+
+    rec = Recognizer(sch, emit, StreamOptions(interim_results=True, vad_events=True, utterance_end_ms=1000))
+    step = 1600
+    for i in range(0, pcm.size, step):
+        wait = t0 + (i + step) / 16000 - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        rec.push(pcm[i:i + step])
+    fed = time.perf_counter() - t0
+    assert rec.close(30)
+    sch.stop()
+    interims = [(e, t) for e, t in zip(events, arrival) if isinstance(e, StreamResult) and not e.is_final and e.words]
+    finals = [e for e in events if isinstance(e, StreamResult) and e.is_final]
+    assert interims and interims[0][1] < fed / 2  # the first words come long before the audio ends
+    assert any(isinstance(e, SpeechStarted) for e in events)
+    assert any(isinstance(e, UtteranceEnd) for e in events)
+    assert all(f.speech_final for f in finals)
+    text = " ".join(f.text for f in finals)
+    offline = tiny.transcribe(eval_dir / JFK).text
+    assert wer([offline], [text]) < 0.15, (offline, text)
+    # results tile the stream in order and their words lie inside their span
+    for f in finals:
+        assert all(f.start - 0.05 <= w.start <= w.end <= f.start + f.duration + 0.05 for w in f.words)
+    assert [f.start for f in finals] == sorted(f.start for f in finals)
+
+
+def test_librispeech_utterances_joined_match_offline(eval_dir, tiny):
+    """Several speakers' utterances joined with pauses, fed as fast as possible: one
+    speech_final per utterance and a WER close to offline transcription of the same files."""
+    import voxa
+
+    files, refs = librispeech(eval_dir)
+    pick = [0, 10, 20, 30, 40, 50]
+    gap = np.zeros(16000, np.float32)
+    clips = [audio.decode(files[i]) for i in pick]
+    joined = np.concatenate([x for c in clips for x in (gap, c)] + [gap])
+    events = list(voxa.listen(joined, "tiny.en", interim_results=False))
+    finals = [e for e in events if isinstance(e, StreamResult)]
+    assert all(e.is_final for e in finals)
+    streamed = " ".join(f.text for f in finals)
+    offline = " ".join(t.text for t in tiny.transcribe_many([files[i] for i in pick]))
+    ref = " ".join(refs[i] for i in pick)
+    w_stream, w_offline = wer([ref], [streamed]), wer([ref], [offline])
+    assert w_stream <= w_offline * 1.3 + 0.03, (w_stream, w_offline)
+    assert sum(e.speech_final for e in finals) >= len(pick) - 1
+
+
+def test_long_utterance_commits_stable_words(eval_dir, tiny):
+    """An utterance longer than commit_s gets finals before its end (speech_final false), and
+    the buffer stays bounded."""
+    files, _ = librispeech(eval_dir)
+    longest = max(files, key=lambda p: audio.probe_duration(p) or 0)
+    pcm = audio.decode(longest)
+    assert pcm.size > 15 * 16000
+    events = []
+    sch = Scheduler(tiny)
+    rec = Recognizer(sch, events.append, StreamOptions(interim_results=True, commit_s=5.0))
+    t0 = time.perf_counter()
+    biggest = 0
+    for i in range(0, pcm.size, 1600):  # twice real time
+        wait = t0 + (i + 1600) / 32000 - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        rec.push(pcm[i:i + 1600])
+        biggest = max(biggest, len(rec._utt) * 512)
+    rec.close(30)
+    sch.stop()
+    finals = [e for e in events if isinstance(e, StreamResult) and e.is_final]
+    early = [f for f in finals if not f.speech_final]
+    assert early, "no stable prefix was committed"
+    assert early[0].start + early[0].duration < pcm.size / 16000 - 2
+    assert biggest < 26 * 16000
+
+
+def test_messages_have_deepgrams_shape():
+    r = StreamResult(1.0, 2.0, [Word(1.1, 1.5, " Hello,", 0.9), Word(1.6, 2.0, " world.", 0.8)], True, True)
+    m = message(r, request_id="x", model="tiny.en")
+    alt = m["channel"]["alternatives"][0]
+    assert m["type"] == "Results" and m["is_final"] and m["speech_final"] and m["start"] == 1.0
+    assert alt["transcript"] == "Hello, world."
+    assert [w["word"] for w in alt["words"]] == ["hello", "world"]
+    assert [w["punctuated_word"] for w in alt["words"]] == ["Hello,", "world."]
+    assert message(SpeechStarted(0.5)) == {"type": "SpeechStarted", "channel": [0, 1], "timestamp": 0.5}
+    assert message(UtteranceEnd(2.0))["last_word_end"] == 2.0
