@@ -176,6 +176,9 @@ def load_localagreement():
     import importlib.util
     import types
 
+    if "whisperlivekit.local_agreement.online_asr" in sys.modules:
+        m = sys.modules["whisperlivekit.local_agreement.online_asr"]
+        return m.OnlineASRProcessor, sys.modules["whisperlivekit.timed_objects"].ASRToken
     spec = importlib.util.find_spec("whisperlivekit")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("pip install --no-deps whisperlivekit==0.2.26")

@@ -16,20 +16,30 @@ from voxa.server.config import ServerConfig  # noqa: E402
 from .test_server import start  # noqa: E402
 
 
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
+
+
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    url = start(ServerConfig(api_keys=("page-key",)))
+def pw():
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"])
-        context = browser.new_context(permissions=["microphone"])
-        pg = context.new_page()
-        pg.goto(url + "/")
-        pg.fill("#key", "page-key")
-        yield pg
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def url():
+    return start(ServerConfig(api_keys=("page-key",)))
+
+
+@pytest.fixture(scope="module")
+def page(pw, url):
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    pg = browser.new_context(permissions=["microphone"]).new_page()
+    pg.goto(url + "/")
+    pg.fill("#key", "page-key")
+    yield pg
+    browser.close()
 
 
 def test_speak_button_plays_synthesized_audio(page):
@@ -64,3 +74,24 @@ def test_record_from_the_microphone(page):
                            timeout=60000)
     text = page.text_content("#transcript")
     assert text.startswith("[en, "), text  # the webm/opus recording was decoded (the fake mic plays a tone)
+
+
+def test_listen_live_from_the_microphone(pw, url, eval_dir, tmp_path):
+    """The fake microphone plays JFK (looped); the page streams it as WebM/Opus over WS
+    /v1/listen (key as subprotocol) and shows interim and final lines as they come."""
+    from voxa import audio
+
+    wav = tmp_path / "jfk.wav"
+    audio.write(wav, audio.decode(eval_dir / "faster-whisper/jfk.flac"), 16000)
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS + [f"--use-file-for-fake-audio-capture={wav}"])
+    pg = browser.new_context(permissions=["microphone"]).new_page()
+    pg.goto(url + "/")
+    pg.fill("#key", "page-key")
+    pg.click("#live")
+    pg.wait_for_function("document.getElementById('live-interim').textContent.length > 0", timeout=30000)
+    pg.wait_for_function("document.getElementById('live-final').textContent.toLowerCase().includes('for your country')",
+                         timeout=60000)
+    pg.click("#live")
+    pg.wait_for_function("document.getElementById('live-interim').textContent.includes('s streamed')", timeout=30000)
+    assert "country can do for you" in pg.text_content("#live-final").lower()
+    browser.close()

@@ -200,6 +200,14 @@ def test_upload_limit():
     assert e.value.status_code == 413 and "upload limit" in str(e.value)
 
 
+def test_audio_duration_limit(eval_dir):
+    url = start(ServerConfig(api_keys=(), max_audio_s=5.0))
+    c = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as e:  # JFK is 11 s
+        c.audio.transcriptions.create(model="whisper-1", file=("jfk.flac", (eval_dir / JFK).read_bytes()))
+    assert e.value.status_code == 413 and "the limit is 5 s" in str(e.value)
+
+
 def test_malformed_json_and_unknown_path(url):
     import json
     import urllib.error

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 
 from voxa import audio
 from voxa.streaming import Recognizer, Scheduler, StreamOptions, _agreement, message

@@ -167,7 +167,8 @@ async def listen(ws: WebSocket):
     finally:
         active.discard(session)
         app.state.metrics.active_streams.dec()
-        app.state.metrics.observe_audio("streamed", session.rec.duration, 0.0)
+        if session.rec.duration:
+            app.state.metrics.audio.labels("streamed").inc(session.rec.duration)
 
 
 class Session:
