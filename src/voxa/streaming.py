@@ -46,6 +46,8 @@ log = logging.getLogger("voxa.streaming")
 FRAME = StreamingVad.FRAME
 _PREPEND, _APPEND = "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、"
 _PUNCT = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~¿¡“”‘’«»。，、！？：；"
+_BUSY = 0.5  # share of the decoder's time interims may take when streams compete
+_INTERIM_BATCH_S = 20.0  # seconds of audio in one batch of interims
 _CONTEXT_TOKENS = 64  # of the stream's recent final text, given to Whisper as the previous text
 _CONTEXTS = (1000, 1500, 2000, 3000)  # encoder windows in mel frames (10 ms each)
 
@@ -61,7 +63,7 @@ class StreamOptions:
     vad_events: bool = False
     interim_s: float = 0.4  # decode again after this much new audio
     speculate_ms: int = 160  # start the final decode after this much silence
-    commit_s: float = 8.0  # utterances longer than this commit their stable words
+    commit_s: float = 15.0  # utterances longer than this commit their stable words
     max_utterance_s: float = 25.0  # hard cap: an utterance this long is finalised as it is
     threshold: float = 0.5  # Silero speech probability
     min_speech_ms: int = 64  # voiced time before an utterance starts
@@ -235,6 +237,7 @@ class Recognizer:
         if not wanted:
             return
         step = o.interim_s / 2 if length < 1.5 * SAMPLE_RATE else o.interim_s  # first words sooner
+        step = max(step, self.scheduler.interim_period())  # under load, interims make room for finals
         if self._decoded == 0 or length - self._decoded >= step * SAMPLE_RATE:
             self._submit("interim")
 
@@ -380,6 +383,13 @@ class Scheduler:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stop = False
+        self._job_cost = 0.05  # seconds of decoding per job, a moving average
+
+    def interim_period(self) -> float:
+        """How often each speaking stream may ask for an interim so that decoding stays within
+        _BUSY of the worker's time, leaving room for finals."""
+        speaking = sum(1 for r in self._streams if r.speaking)
+        return speaking * self._job_cost / _BUSY
 
     def register(self, rec: Recognizer) -> None:
         with self._cond:
@@ -417,8 +427,16 @@ class Scheduler:
         if not ready:
             return []
         finals = [j for j in ready if j.kind != "interim"]
-        group = finals if finals and self.final_beam > 1 else ready
-        group.sort(key=lambda j: (j.kind == "interim", j.submitted))
+        # Finals go first and alone: a final waits for at most one batch of interims.
+        group = sorted(finals or ready, key=lambda j: j.submitted)
+        if not finals:  # interim batches are capped by audio, so that wait stays short
+            budget, take = _INTERIM_BATCH_S * SAMPLE_RATE, []
+            for j in group:
+                if take and budget < j.audio.size:
+                    break
+                budget -= j.audio.size
+                take.append(j)
+            group = take
         batch = []
         for job in group[: self.batch_size]:
             rec = job.stream
@@ -445,13 +463,17 @@ class Scheduler:
         todo = [j for j in batch if j.audio is not None and j.audio.size]
         try:
             words = decode(self.engine, [j.audio for j in todo], [j.stream.language for j in todo],
-                           contexts=[j.context for j in todo], beam_size=self.final_beam if any(j.kind != "interim" for j in todo) else 1)
+                           contexts=[j.context for j in todo],
+                           beam_size=self.final_beam if any(j.kind != "interim" for j in todo) else 1)
             results = dict(zip(map(id, todo), words))
         except Exception as e:  # a model failure must not kill the worker: report it to the streams
             log.exception("streaming decode failed")
             for j in batch:
                 j.stream.done(j, None, e)
             return
+        if todo:
+            cost = (time.perf_counter() - t0) / len(todo)
+            self._job_cost = 0.8 * self._job_cost + 0.2 * cost
         if self.on_batch and todo:
             self.on_batch(sum(j.audio.size for j in todo) / SAMPLE_RATE, time.perf_counter() - t0)
         for j in batch:
