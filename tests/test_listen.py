@@ -292,3 +292,17 @@ def test_voxa_listen_errors_are_one_line(url, tmp_path):
     r = subprocess.run([sys.executable, "-m", "voxa.cli", "listen", str(junk), "--url", ws_url(url, ""),
                         "-m", "whisper-huge"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "HTTP 404" in r.stderr
+
+
+def test_a_stuck_client_does_not_stall_another(url, eval_dir):
+    """One client floods audio faster than real time and never reads a result; another,
+    streaming normally at the same time, still gets its finals."""
+    pcm = audio.decode(eval_dir / JFK)
+    flood = pcm16(np.tile(pcm, 6))  # 66 s of audio, sent at once
+    with connect(ws_url(url, Q + "&interim_results=true"), max_size=None) as stuck:
+        sender = threading.Thread(target=lambda: [stuck.send(flood[i:i + 64000]) for i in range(0, len(flood), 64000)],
+                                  daemon=True)
+        sender.start()
+        msgs, _, code, _ = stream(url, [pcm16(pcm[i:i + 8000]) for i in range(0, pcm.size, 8000)], pace=0.25)
+        assert code == 1000 and "country" in finals_text(msgs).lower()  # (stream() waits at most 60 s)
+        stuck.socket.close()

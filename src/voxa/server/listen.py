@@ -198,9 +198,14 @@ class Session:
         if not self.rec.closed:
             self.rec.push(samples)
 
-    async def _send(self) -> None:
-        while (msg := await self.out.get()) is not None:
-            await asyncio.wait_for(self.ws.send_text(json.dumps(msg)), self.config.idle_timeout_s)
+    async def _send(self) -> bool:
+        """Send events until the end marker; False if the client stopped reading or left."""
+        try:
+            while (msg := await self.out.get()) is not None:
+                await asyncio.wait_for(self.ws.send_text(json.dumps(msg)), self.config.idle_timeout_s)
+        except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+            return False
+        return True
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send())
@@ -218,10 +223,10 @@ class Session:
         await self._finish()
         await self.out.put(None)
         try:
-            await asyncio.wait_for(sender, self.config.idle_timeout_s)
-            await self.ws.close(code, reason[:120])
-        except Exception:  # the client stopped reading or left; nothing more to do
-            sender.cancel()
+            if await asyncio.wait_for(sender, self.config.idle_timeout_s):
+                await self.ws.close(code, reason[:120])
+        except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+            sender.cancel()  # the client stopped reading or left; nothing more to do
 
     async def _receive(self) -> tuple[int, str]:
         cfg = self.config
