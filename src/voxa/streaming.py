@@ -19,8 +19,8 @@ and which kept tiny.en's LibriSpeech WER within noise of the 30 s window (17.4% 
 16.6% on 40 test-other utterances) at half the cost.
 
 Across streams the ``Scheduler`` runs one worker thread per model. It takes at most one job per
-stream per batch, oldest first, and decodes them together: features, encoder, CTranslate2
-``generate`` with one prompt per item, then cross-attention word alignment. Finals go first, in
+stream per batch, oldest first, and decodes them together with ``Whisper.decode_clips``:
+features, encoder, CTranslate2 ``generate`` with one prompt per item, then word alignment. Finals go first, in
 batches of their own; interim batches hold at most 20 s of audio, so a final waits for at most one
 short batch. Each stream has at most one job in flight and one interim waiting (a newer interim
 replaces it), and when streams compete each one's interims are spaced so that interims use at
@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,12 +51,9 @@ from .vad import StreamingVad
 log = logging.getLogger("voxa.streaming")
 
 FRAME = StreamingVad.FRAME
-_PREPEND, _APPEND = "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、"
 _PUNCT = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~¿¡“”‘’«»。，、！？：；"
 _BUSY = 0.5  # share of the decoder's time interims may take when streams compete
 _INTERIM_BATCH_S = 20.0  # seconds of audio in one batch of interims
-_CONTEXT_TOKENS = 64  # of the stream's recent final text, given to Whisper as the previous text
-_CONTEXTS = (1000, 1500, 2000, 3000)  # encoder windows in mel frames (10 ms each)
 
 Event = SpeechStarted | StreamResult | UtteranceEnd
 
@@ -470,9 +466,9 @@ class Scheduler:
         t0 = time.perf_counter()
         todo = [j for j in batch if j.audio is not None and j.audio.size]
         try:
-            words = decode(self.engine, [j.audio for j in todo], [j.stream.language for j in todo],
-                           contexts=[j.context for j in todo],
-                           beam_size=self.final_beam if any(j.kind != "interim" for j in todo) else 1)
+            words = self.engine.decode_clips([j.audio for j in todo], [j.stream.language for j in todo],
+                                             contexts=[j.context for j in todo],
+                                             beam_size=self.final_beam if any(j.kind != "interim" for j in todo) else 1)
             results = dict(zip(map(id, todo), words))
         except Exception as e:  # a model failure must not kill the worker: report it to the streams
             log.exception("streaming decode failed")
@@ -492,78 +488,6 @@ class Scheduler:
                                    w.probability) for w in ws])
         with self._cond:
             self._cond.notify()
-
-
-# --------------------------------------------------------------------------- batched decode
-def _context(n_frames: int) -> int:
-    for c in _CONTEXTS:
-        if n_frames + 100 <= c:
-            return c
-    return 3000
-
-
-def decode(engine, clips: list[np.ndarray], languages: list[str | None], *, beam_size: int = 1,
-           task: str = "transcribe", contexts: list[str] | None = None) -> list[tuple[list[Word], str | None]]:
-    """Decode short clips (≤ 30 s each) in one batch: words with times relative to each clip,
-    and the language used. A clip Whisper judges to be silence or a loop yields no words."""
-    if not clips:
-        return []
-    model = engine.model
-    fe = model.feature_extractor
-    feats = [fe(c, padding=0)[:, :3000] for c in clips]
-    ctx = _context(max(f.shape[1] for f in feats))
-    x = np.zeros((len(clips), feats[0].shape[0], ctx), dtype=np.float32)
-    for i, f in enumerate(feats):
-        x[i, :, : f.shape[1]] = f
-    encoded = model.encode(x)
-    langs = list(languages)
-    if not engine.multilingual:
-        langs = ["en"] * len(clips)
-    elif any(lang is None for lang in langs):
-        detected = model.model.detect_language(encoded)
-        langs = [lang or detected[i][0][0][2:-2] for i, lang in enumerate(langs)]
-    toks = {lang: engine.tokenizer(lang, task) for lang in set(langs)}
-    contexts = contexts or [""] * len(clips)
-    prompts = [model.get_prompt(toks[lang], toks[lang].encode(" " + ctx.strip())[-_CONTEXT_TOKENS:] if ctx.strip() else [],
-                                without_timestamps=True) for lang, ctx in zip(langs, contexts)]
-    results = model.model.generate(encoded, prompts, beam_size=beam_size, max_length=model.max_length,
-                                   return_scores=True, return_no_speech_prob=True, suppress_blank=True,
-                                   suppress_tokens=[-1])
-    segments: list[list[dict]] = []
-    for i, res in enumerate(results):
-        tokens = res.sequences_ids[0]
-        text = toks[langs[i]].decode(tokens)
-        avg_logprob = res.scores[0] / (len(tokens) + 1)
-        silent = res.no_speech_prob > 0.6 and avg_logprob < -1.0
-        if silent or not text.strip() or _compression_ratio(text) > 2.4:
-            tokens = []
-        segments.append([dict(start=0.0, end=clips[i].size / SAMPLE_RATE, tokens=tokens, seek=0, text=text)])
-    out: list[tuple[list[Word], str | None]] = [([], langs[i]) for i in range(len(clips))]
-    arr = None
-    for lang in set(langs):
-        idx = [i for i in range(len(clips)) if langs[i] == lang and segments[i][0]["tokens"]]
-        if not idx:
-            continue
-        if len(idx) == len(clips):
-            view = encoded
-        else:
-            import ctranslate2
-
-            arr = np.asarray(encoded) if arr is None else arr
-            view = ctranslate2.StorageView.from_array(np.ascontiguousarray(arr[idx]))
-        segs = [segments[i] for i in idx]
-        model.add_word_timestamps(segs, toks[lang], view, [feats[i].shape[1] for i in idx],
-                                  _PREPEND, _APPEND, 0.0)
-        for i, seg in zip(idx, segs):
-            words = [Word(float(w["start"]), float(w["end"]), w["word"], round(float(w["probability"]), 4))
-                     for w in seg[0].get("words") or [] if any(c.isalnum() for c in w["word"])]
-            out[i] = (words, lang)
-    return out
-
-
-def _compression_ratio(text: str) -> float:
-    b = text.encode("utf-8")
-    return len(b) / max(1, len(zlib.compress(b)))
 
 
 # --------------------------------------------------------------------------- wire format
