@@ -13,12 +13,10 @@ a non-loopback bind refused without API keys, Bearer-token auth when keys are se
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import FastAPI, Request
 
 from .. import __version__
-from .config import ServerConfig
+from .config import ServerConfig, header_token
 from .errors import install, respond
 
 OPEN_PATHS = {"/health", "/"}  # the page itself asks for the key
@@ -35,9 +33,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     @app.middleware("http")
     async def auth(request: Request, call_next):
         if config.api_keys and request.url.path not in OPEN_PATHS:
-            given = request.headers.get("authorization", "")
-            token = given[7:] if given[:7].lower() == "bearer " else ""
-            if not any(hmac.compare_digest(token, k) for k in config.api_keys):
+            if not config.accepts(header_token(request.headers.get("authorization", ""))):
                 return respond(401, "missing or wrong API key: send Authorization: Bearer <key>", "invalid_api_key")
         return await call_next(request)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
 import socket
@@ -29,11 +30,21 @@ class ServerConfig:
     max_frame_bytes: int = 1 << 20    # one WebSocket message
     max_backlog_s: float = 30.0       # audio a stream may have waiting for the decoder before reads pause
 
+    def accepts(self, token: str) -> bool:
+        """Is ``token`` one of the API keys (compared in constant time)?"""
+        return any(hmac.compare_digest(token, k) for k in self.api_keys)
+
     def check_bind(self) -> None:
         """A server reachable from other machines must ask for a key."""
         if not self.api_keys and not is_loopback(self.host):
             raise InputError(f"refusing to listen on {self.host} without an API key: set VOXA_API_KEYS "
                              "or pass --api-key (or bind to 127.0.0.1)")
+
+
+def header_token(authorization: str, schemes: tuple[str, ...] = ("bearer",)) -> str:
+    """The key in an ``Authorization: <scheme> KEY`` header, or "" for another scheme."""
+    scheme, _, token = authorization.partition(" ")
+    return token if scheme.lower() in schemes else ""
 
 
 def is_loopback(host: str) -> bool:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import uuid
 from datetime import datetime, timezone
@@ -36,6 +35,7 @@ from ..asr import load_model
 from ..audio import PcmDecoder, StreamDecoder
 from ..errors import AudioError, ModelError
 from ..streaming import Recognizer, Scheduler, StreamOptions, message
+from .config import header_token
 from .errors import respond
 
 router = APIRouter()
@@ -108,20 +108,18 @@ def parse(q, config) -> tuple[str, StreamOptions, dict]:
     return _model_name(q, config), opts, {"encoding": encoding, "sample_rate": rate, "channels": channels}
 
 
-def _authorized(ws: WebSocket, keys) -> tuple[bool, str | None]:
+def _authorized(ws: WebSocket, config) -> tuple[bool, str | None]:
     """Keys come as ``Authorization: Bearer|Token KEY`` or, from browsers, which cannot set
     headers, as the subprotocols ``token, KEY`` (Deepgram's convention)."""
-    if not keys:
+    if not config.api_keys:
         return True, None
     given = ws.headers.get("authorization", "")
-    scheme, _, token = given.partition(" ")
+    token = header_token(given, ("bearer", "token"))
     protocols = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     sub = None
-    if not token and len(protocols) == 2 and protocols[0].lower() == "token":
+    if not given.partition(" ")[2] and len(protocols) == 2 and protocols[0].lower() == "token":
         token, sub = protocols[1], "token"
-    elif scheme.lower() not in ("bearer", "token"):
-        token = ""
-    return any(hmac.compare_digest(token, k) for k in keys), sub
+    return config.accepts(token), sub
 
 
 def _scheduler(app, engine) -> Scheduler:
@@ -137,7 +135,7 @@ def _scheduler(app, engine) -> Scheduler:
 async def listen(ws: WebSocket):
     app = ws.app
     config = app.state.config
-    ok, subprotocol = _authorized(ws, config.api_keys)
+    ok, subprotocol = _authorized(ws, config)
     try:
         if not ok:
             raise Refused(401, "missing or wrong API key: send Authorization: Bearer <key> "
