@@ -521,6 +521,19 @@ def scheduler_for(engine) -> Scheduler:
         return _SCHEDULERS[engine.name]
 
 
+def paced(blocks, pace: float):
+    """Yield 16 kHz blocks no sooner than they would exist live: a block once it has been
+    spoken, at ``pace`` times real time (0: as fast as they come)."""
+    t0, sent = time.perf_counter(), 0
+    for block in blocks:
+        sent += len(block)
+        if pace:
+            wait = t0 + sent / SAMPLE_RATE / pace - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        yield block
+
+
 def listen(source, model: str | None = "tiny.en", *, pace: float = 0.0, chunk_s: float = 0.1, **options):
     """Recognise a recording as if it were live, yielding events as they come.
 
@@ -547,14 +560,8 @@ def listen(source, model: str | None = "tiny.en", *, pace: float = 0.0, chunk_s:
             blocks = source if not isinstance(source, (str, bytes, bytearray, np.ndarray)) and \
                 hasattr(source, "__iter__") and not hasattr(source, "read") else \
                 audio_io.stream(source, block_seconds=chunk_s)
-            t0, sent = time.perf_counter(), 0
-            for block in blocks:
-                if pace:  # a chunk exists once it has been spoken
-                    wait = t0 + (sent + len(block)) / SAMPLE_RATE / pace - time.perf_counter()
-                    if wait > 0:
-                        time.sleep(wait)
+            for block in paced(blocks, pace):
                 rec.push(np.asarray(block, dtype=np.float32))
-                sent += len(block)
             rec.close()
         except BaseException as e:  # reported to the consumer below
             failure.append(e)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from typing import Optional
 from urllib.parse import urlencode
 
@@ -45,17 +44,16 @@ def _line(msg: dict, tty: bool) -> None:
         err.print(f"voxa: warning: {msg.get('err_msg')}", markup=False, highlight=False)
 
 
-def _params(model, language, interim, endpointing, utterance_end_ms, vad_events) -> dict:
-    p = {"encoding": "linear16", "sample_rate": 16000, "channels": 1,
-         "interim_results": str(interim).lower(), "endpointing": endpointing,
-         "vad_events": str(vad_events).lower()}
-    if model:
-        p["model"] = model
-    if language:
-        p["language"] = language
-    if utterance_end_ms:
-        p["utterance_end_ms"] = utterance_end_ms
-    return p
+def _query(model: Optional[str], opts: dict) -> dict:
+    """The stream options as /v1/listen query parameters (16 kHz linear16 is what is sent)."""
+    q = {"encoding": "linear16", "sample_rate": 16000, "channels": 1,
+         "interim_results": str(opts["interim_results"]).lower(),
+         "endpointing": "false" if opts["endpointing_ms"] is None else opts["endpointing_ms"],
+         "vad_events": str(opts["vad_events"]).lower()}
+    for key, value in (("model", model), ("language", opts["language"]), ("utterance_end_ms", opts["utterance_end_ms"])):
+        if value:
+            q[key] = value
+    return q
 
 
 def _remote(url: str, path: str, params: dict, api_key: Optional[str], pace: float, show) -> None:
@@ -63,6 +61,7 @@ def _remote(url: str, path: str, params: dict, api_key: Optional[str], pace: flo
     from websockets.sync.client import connect
 
     from .. import audio
+    from ..streaming import paced
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
     full = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
@@ -90,15 +89,9 @@ def _remote(url: str, path: str, params: dict, api_key: Optional[str], pace: flo
 
     reader = threading.Thread(target=receive, daemon=True)
     reader.start()
-    t0, sent = time.perf_counter(), 0
     try:
-        for block in audio.stream(path, block_seconds=CHUNK_S):
-            if pace:
-                wait = t0 + (sent + block.size) / 16000 / pace - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
+        for block in paced(audio.stream(path, block_seconds=CHUNK_S), pace):
             ws.send((np.clip(block, -1, 1) * 32767).astype("<i2").tobytes())
-            sent += block.size
         ws.send(json.dumps({"type": "CloseStream"}))
     except ConnectionClosed:
         pass
@@ -108,15 +101,11 @@ def _remote(url: str, path: str, params: dict, api_key: Optional[str], pace: flo
         fail(problem[0], 1)
 
 
-def _local(path: str, params: dict, pace: float, show) -> None:
+def _local(path: str, model: Optional[str], opts: dict, pace: float, show) -> None:
     from ..streaming import listen, message
 
-    opts = dict(interim_results=params["interim_results"] == "true", vad_events=params["vad_events"] == "true",
-                endpointing_ms=None if params["endpointing"] == "false" else int(params["endpointing"]),
-                utterance_end_ms=params.get("utterance_end_ms"), language=params.get("language"))
-    model = params.get("model") or "tiny.en"
-    events = listen(path, model, pace=pace, chunk_s=CHUNK_S, **opts)
-    for event in events:
+    model = model or "tiny.en"
+    for event in listen(path, model, pace=pace, chunk_s=CHUNK_S, **opts):
         show(message(event, model=model))
 
 
@@ -142,7 +131,8 @@ def listen(
 
         if not Path(file).exists():
             fail(f"{file}: no such file")
-    params = _params(model, language, interim, endpointing, utterance_end_ms, vad_events)
+    opts = dict(interim_results=interim, vad_events=vad_events, language=language, utterance_end_ms=utterance_end_ms,
+                endpointing_ms=None if endpointing == "false" else int(endpointing))
     tty = sys.stdout.isatty() and not as_json
 
     def show(msg: dict) -> None:
@@ -153,9 +143,9 @@ def listen(
 
     try:
         if url:
-            _remote(url, file, params, api_key, speed, show)
+            _remote(url, file, _query(model, opts), api_key, speed, show)
         else:
-            _local(file, params, speed, show)
+            _local(file, model, opts, speed, show)
     except VoxaError as e:
         fail(str(e))
     except KeyboardInterrupt:
