@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import voxa
-from voxa.asr import Failure, _collapse_loop, _squash_repeats
+from voxa import audio
+from voxa.asr import Failure, _collapse_loop, _drop_piled, _squash_repeats
 from voxa.errors import AudioError, InputError
-from voxa.types import Segment
+from voxa.types import Segment, Word
 
 from .conftest import librispeech, wer
 
@@ -140,3 +141,29 @@ def test_repetition_guard():
     assert _collapse_loop(" a normal sentence, nothing repeated") == " a normal sentence, nothing repeated"
     segs = [Segment(i, i, i + 1, " Thank you.") for i in range(5)]
     assert len(_squash_repeats(segs)) == 2
+
+
+def test_words_given_no_time_are_dropped():
+    w = lambda t, a, b: Word(a, b, t, 0.9)  # noqa: E731
+    said = [w(" The", 0.0, 0.2), w(" dose", 0.2, 0.5), w(" is", 0.5, 0.6), w(" ten.", 0.6, 1.0)]
+    # the sentence again, piled onto the clip's last instant
+    assert _drop_piled(said + [w(" The", 1.0, 1.0), w(" dose", 1.0, 1.0), w(" is", 1.0, 1.02)]) == said
+    # a phrase again with zero durations in the middle
+    mid = said[:2] + [w(" the", 0.5, 0.5), w(" dose", 0.5, 0.5)] + said[2:]
+    assert _drop_piled(mid) == said
+    # one short word is kept; so is ordinary speech
+    short = said[:2] + [w(" a", 0.5, 0.5)] + said[2:]
+    assert _drop_piled(short) == short and _drop_piled(said) == said
+
+
+def test_decode_with_prefix_returns_only_what_follows(eval_dir, tiny):
+    """A clip holding what was already said and then something new: with the said text as the
+    decoder prefix, only the new words come back, timed after the old audio."""
+    files, refs = librispeech(eval_dir)
+    a, b = audio.decode(files[1]), audio.decode(files[3])
+    (said, _), = tiny.decode_clips([a], ["en"])
+    clip = np.concatenate([a, np.zeros(8000, np.float32), b])
+    (new, _), (alone, _) = tiny.decode_clips([clip, b], ["en", "en"], prefixes=["".join(x.word for x in said), ""])
+    assert new and new[0].start >= a.size / 16000 - 0.3
+    assert wer([refs[3]], ["".join(x.word for x in new)]) <= wer([refs[3]], ["".join(x.word for x in alone)]) + 0.1
+    assert wer([refs[3]], ["".join(x.word for x in new)]) < 0.3

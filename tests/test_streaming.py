@@ -100,6 +100,42 @@ def test_librispeech_utterances_joined_match_offline(eval_dir, tiny):
     assert sum(e.speech_final for e in finals) >= len(pick) - 1
 
 
+def test_finals_hear_the_speech_before_them(eval_dir, tiny):
+    """After the first final, a final's decode carries the preceding speech with what was said
+    in it as the decoder prefix (lookback); its words stay inside its own utterance and nothing
+    said before is repeated."""
+    files, refs = librispeech(eval_dir)
+    pick = [20, 21, 22]
+    gap = np.zeros(8000, np.float32)
+    joined = np.concatenate([x for i in pick for x in (gap, audio.decode(files[i]))] + [gap])
+    seen = []
+
+    class Recording:  # the real model, with the prefixes it was given written down
+        def decode_clips(self, clips, languages, **kw):
+            seen.extend(p for p in kw.get("prefixes") or [] if p)
+            return tiny.decode_clips(clips, languages, **kw)
+
+    events = []
+    sch = Scheduler(Recording())
+    rec = Recognizer(sch, events.append, StreamOptions(interim_results=False))
+    for i in range(0, joined.size, 1600):
+        rec.push(joined[i:i + 1600])
+        rec.wait(30)  # as a live stream with a fast decoder: each final is known before the next
+    rec.close(30)
+    sch.stop()
+    finals = [e for e in events if isinstance(e, StreamResult) and e.words]
+    assert len(finals) >= 3 and seen
+    assert all(p.strip() for p in seen)
+    said = [f.text for f in finals]
+    assert any(p.endswith(t.strip()) for p in seen for t in said[:-1])
+    for f in finals:
+        assert f.words[0].start >= f.start - 0.15 and f.words[-1].end <= f.start + f.duration + 0.15
+    text = " ".join(said)
+    assert wer([" ".join(refs[i] for i in pick)], [text]) < 0.3
+    for k in range(len(said) - 1):  # no final starts by repeating the one before it
+        assert not said[k + 1].strip().lower().startswith(said[k].strip().lower()[:20])
+
+
 def test_long_utterance_commits_stable_words(eval_dir, tiny):
     """An utterance longer than commit_s gets finals before its end (speech_final false), and
     the buffer stays bounded."""

@@ -37,7 +37,6 @@ log = logging.getLogger("voxa.asr")
 TASKS = ("transcribe", "translate")
 _PREPEND, _APPEND = "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、"
 _ENCODER_WINDOWS = (1000, 1500, 2000, 3000)  # decode_clips: encoder input in mel frames (10 ms each)
-_PROMPT_TOKENS = 64  # decode_clips: how much previous text goes into the prompt
 # Buffer this much speech (seconds) before packing, per window of batch: bounded memory,
 # and enough choice for the packer to fill windows well.
 _LOOKAHEAD_WINDOWS = 2
@@ -396,10 +395,11 @@ class Whisper:
 
     # ------------------------------------------------------------------ short clips (live streams)
     def decode_clips(self, clips: list[np.ndarray], languages: list[str | None], *, beam_size: int = 1,
-                     task: str = "transcribe", contexts: list[str] | None = None) -> list[tuple[list[Word], str | None]]:
+                     task: str = "transcribe", prefixes: list[str] | None = None) -> list[tuple[list[Word], str | None]]:
         """Decode short clips (≤ 30 s each) in one batch, as live streams need: words with times
         relative to each clip, and the language used. A clip Whisper judges to be silence or a
-        loop yields no words. ``contexts``: previous text per clip, given as Whisper's prompt.
+        loop yields no words. ``prefixes``: what was already said at the start of each clip; it is forced as the start
+        of the transcript (Whisper's decoder prefix) and only the words after it are returned.
 
         The encoder runs on a 10, 15 or 20 s window when the clips fit (CTranslate2 accepts
         shorter mel input): tiny.en's LibriSpeech WER stayed within noise of the 30 s window
@@ -423,21 +423,24 @@ class Whisper:
             detected = model.model.detect_language(encoded)
             langs = [lang or detected[i][0][0][2:-2] for i, lang in enumerate(langs)]
         toks = {lang: self.tokenizer(lang, task) for lang in set(langs)}
-        contexts = contexts or [""] * len(clips)
-        prompts = [model.get_prompt(toks[lang], toks[lang].encode(" " + c.strip())[-_PROMPT_TOKENS:] if c.strip() else [],
-                                    without_timestamps=True) for lang, c in zip(langs, contexts)]
+        prefixes = [p.strip() for p in prefixes] if prefixes else [""] * len(clips)
+        prompts = [model.get_prompt(toks[lang], [], without_timestamps=True, prefix=p or None)
+                   for lang, p in zip(langs, prefixes)]
+        skip = [_count_words(toks[lang], p) for lang, p in zip(langs, prefixes)]
         results = model.model.generate(encoded, prompts, beam_size=beam_size, max_length=model.max_length,
                                        return_scores=True, return_no_speech_prob=True, suppress_blank=True,
                                        suppress_tokens=[-1])
         opts = Options()
         segments: list[list[dict]] = []
         for i, res in enumerate(results):
-            tokens = res.sequences_ids[0]
+            tokens = res.sequences_ids[0]  # the prefix's tokens included
             text = toks[langs[i]].decode(tokens)
             avg_logprob = res.scores[0] / (len(tokens) + 1)
             silent = res.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold
             if silent or not text.strip() or _compression_ratio(text) > opts.compression_ratio_threshold:
                 tokens = []
+            elif skip[i] and len(_words_of(toks[langs[i]], tokens)) <= skip[i]:
+                tokens = []  # nothing after the prefix
             segments.append([dict(start=0.0, end=clips[i].size / audio_io.SAMPLE_RATE, tokens=tokens, seek=0,
                                   text=text)])
         out: list[tuple[list[Word], str | None]] = [([], langs[i]) for i in range(len(clips))]
@@ -452,7 +455,7 @@ class Whisper:
             for i, seg in zip(idx, segs):
                 words = [Word(float(w["start"]), float(w["end"]), w["word"], round(float(w["probability"]), 4))
                          for w in seg[0].get("words") or [] if any(c.isalnum() for c in w["word"])]
-                out[i] = (words, lang)
+                out[i] = (_drop_piled(words)[skip[i]:], lang)
         return out
 
     # ------------------------------------------------------------------ results
@@ -474,6 +477,37 @@ _SILENCE_RMS = 10 ** (-60 / 20)  # -60 dBFS
 
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def _drop_piled(words: list[Word]) -> list[Word]:
+    """Drop words the aligner gives no time: two or more in a row with zero duration, or piled
+    onto one instant at the end of the clip. That is text Whisper wrote with no audio for it,
+    typically a phrase said again."""
+    n = len(words)
+    while n > 0 and words[n - 1].start > words[-1].start - 0.021:
+        n -= 1
+    if len(words) - n >= 2:
+        words = words[:n]
+    out, run = [], []
+    for w in words:
+        if w.end - w.start < 0.01:
+            run.append(w)
+            continue
+        if len(run) < 2:
+            out += run
+        run = []
+        out.append(w)
+    return out + (run if len(run) < 2 else [])
+
+
+def _words_of(tokenizer, tokens: list[int]) -> list[str]:
+    """The words the aligner will make of these tokens (those with a letter or digit)."""
+    words, _ = tokenizer.split_to_word_tokens(list(tokens) + [tokenizer.eot])
+    return [w for w in words if any(c.isalnum() for c in w)]
+
+
+def _count_words(tokenizer, text: str) -> int:
+    return len(_words_of(tokenizer, tokenizer.encode(" " + text))) if text else 0
 
 
 def _compression_ratio(text: str) -> float:
