@@ -7,18 +7,21 @@
     >>> audio, rate = voxa.speak("It costs $9.99.")     # float32 mono, 24 kHz (hibari)
     >>> for chunk in voxa.speak_stream(text): ...       # sentence by sentence (also async for)
     >>> for event in voxa.listen("call.wav", pace=1): ...  # live recognition: interim and final results
+    >>> d = voxa.diarize("meeting.wav", max_speakers=4)  # who spoke when (the diarize extra)
+    >>> t = voxa.transcribe("meeting.wav", diarize=True)  # words and segments with speakers
 """
 
 from .asr import Failure, Whisper, load_model, transcribe
 from .streaming import listen
+from .diarization import diarize
 from .errors import AudioError, InputError, ModelError, OutputError, VoxaError
 from .tts import Voice, aspeak, load_voice, speak, speak_stream, voices
-from .types import Segment, Speech, SpeechChunk, Transcript, VoiceInfo, Word
+from .types import Diarization, Segment, Speech, SpeechChunk, Transcript, Turn, VoiceInfo, Word
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AudioError", "Failure", "InputError", "ModelError", "OutputError", "Segment", "Speech",
-    "SpeechChunk", "Transcript", "Voice", "VoiceInfo", "VoxaError", "Whisper", "Word", "aspeak",
-    "listen", "load_model", "load_voice", "speak", "speak_stream", "transcribe", "voices", "__version__",
+    "AudioError", "Diarization", "Failure", "InputError", "ModelError", "OutputError", "Segment", "Speech",
+    "SpeechChunk", "Transcript", "Turn", "Voice", "VoiceInfo", "VoxaError", "Whisper", "Word", "aspeak",
+    "diarize", "listen", "load_model", "load_voice", "speak", "speak_stream", "transcribe", "voices", "__version__",
 ]

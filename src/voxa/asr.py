@@ -570,10 +570,31 @@ def load_model(model: str | None = None, **kw) -> Whisper:
     return _ENGINES[key]
 
 
-def transcribe(source, model: str | None = None, **options) -> Transcript | list[Transcript | Failure]:
+def transcribe(source, model: str | None = None, *, diarize: bool = False, num_speakers: int | None = None,
+               min_speakers: int | None = None, max_speakers: int | None = None, channels: str = "mix",
+               **options) -> Transcript | list[Transcript | Failure]:
     """Transcribe a path, bytes, file object or float32 array (16 kHz mono) — or a list of them,
-    which are batched together and returned in order (failed inputs as Failure)."""
+    which are batched together and returned in order (failed inputs as Failure).
+
+    ``diarize=True`` labels words and segments with speakers (voxa.diarize; the speaker hints
+    and ``channels="split"`` for one speaker per channel go with it)."""
     engine = load_model(model)
+    if diarize:
+        from .diarization import transcribe as with_speakers
+
+        hints = dict(num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
+                     channels=channels)
+        if not isinstance(source, (list, tuple)):
+            return with_speakers(source, engine, **hints, **options)
+        results: list[Transcript | Failure] = []
+        for one in source:
+            try:
+                results.append(with_speakers(one, engine, **hints, **options))
+            except VoxaError as e:
+                results.append(Failure(audio_io.source_name(one), e))
+        return results
+    if channels != "mix" or num_speakers or min_speakers or max_speakers:
+        raise InputError("speaker options need diarize=True")
     if isinstance(source, (list, tuple)):
         return list(engine.transcribe_many(source, **options))
     return engine.transcribe(source, **options)

@@ -106,13 +106,21 @@ def _declared_duration(container, stream) -> float | None:
 
 
 def stream(
-    source: Source, sample_rate: int = SAMPLE_RATE, block_seconds: float = 30.0
+    source: Source, sample_rate: int = SAMPLE_RATE, block_seconds: float = 30.0, *, mono: bool = True,
 ) -> Iterator[np.ndarray]:
     """Decode ``source`` to float32 mono at ``sample_rate``, yielding blocks of about
-    ``block_seconds`` (the last one shorter). Raises AudioError with a one-line reason."""
+    ``block_seconds`` (the last one shorter). Raises AudioError with a one-line reason.
+    ``mono=False`` keeps the channels apart: blocks are (channels, samples)."""
     name = source_name(source)
     if isinstance(source, np.ndarray):
-        yield from _stream_array(source, sample_rate, block_seconds)
+        if mono:
+            yield from _stream_array(source, sample_rate, block_seconds)
+        else:  # arrays are (channels, samples), or 1-D mono
+            a = np.asarray(source, dtype=np.float32)
+            a = a[None] if a.ndim == 1 else a
+            step = max(1, int(block_seconds * sample_rate))
+            for i in range(0, a.shape[1], step):
+                yield a[:, i:i + step]
         return
     target = _open_input(source)
     block = max(1, int(block_seconds * sample_rate))
@@ -127,7 +135,8 @@ def stream(
         astream.thread_type = "AUTO"
         declared = _riff_declared(target) or _declared_duration(container, astream)
         exact = bool(set(container.format.name.split(",")) & _EXACT_LENGTH_FORMATS)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        layout = "mono" if mono else astream.layout.name
+        resampler = av.AudioResampler(format="flt" if mono else "fltp", layout=layout, rate=sample_rate)
         pending: list[np.ndarray] = []
         pending_n = 0
         total = 0
@@ -135,26 +144,26 @@ def stream(
             for frame in container.decode(astream):
                 frame.pts = None  # let the resampler keep its own clock across gaps
                 for out in resampler.resample(frame):
-                    arr = out.to_ndarray().reshape(-1)
+                    arr = out.to_ndarray().reshape(-1) if mono else out.to_ndarray()
                     pending.append(arr)
-                    pending_n += arr.size
+                    pending_n += arr.shape[-1]
                 while pending_n >= block:
-                    joined = np.concatenate(pending)
-                    yield joined[:block]
+                    joined = np.concatenate(pending, axis=-1)
+                    yield joined[..., :block]
                     total += block
-                    rest = joined[block:]
-                    pending, pending_n = ([rest], rest.size) if rest.size else ([], 0)
+                    rest = joined[..., block:]
+                    pending, pending_n = ([rest], rest.shape[-1]) if rest.shape[-1] else ([], 0)
             for out in resampler.resample(None):
-                arr = out.to_ndarray().reshape(-1)
+                arr = out.to_ndarray().reshape(-1) if mono else out.to_ndarray()
                 pending.append(arr)
-                pending_n += arr.size
+                pending_n += arr.shape[-1]
         except av.error.FFmpegError as e:
             got = (total + pending_n) / sample_rate
             if total + pending_n == 0:
                 raise AudioError(f"{name}: corrupt audio, nothing decodable ({_reason(e)})") from None
             raise AudioError(f"{name}: corrupt or truncated audio after {got:.2f} s ({_reason(e)})") from None
         if pending_n:
-            yield np.concatenate(pending)
+            yield np.concatenate(pending, axis=-1)
             total += pending_n
     if total == 0:
         raise AudioError(f"{name}: contains no audio (0 samples)")
@@ -181,9 +190,10 @@ def _stream_array(arr: np.ndarray, sample_rate: int, block_seconds: float) -> It
         yield a[i : i + block]
 
 
-def decode(source: Source, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode a whole input to one float32 mono array at ``sample_rate``."""
-    return np.concatenate(list(stream(source, sample_rate, block_seconds=600.0)))
+def decode(source: Source, sample_rate: int = SAMPLE_RATE, *, mono: bool = True) -> np.ndarray:
+    """Decode a whole input to one float32 mono array at ``sample_rate`` (``mono=False``: an
+    array of shape (channels, samples))."""
+    return np.concatenate(list(stream(source, sample_rate, block_seconds=600.0, mono=mono)), axis=-1)
 
 
 def _reason(e: Exception) -> str:

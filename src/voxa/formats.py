@@ -63,6 +63,8 @@ def to_tsv(t: Transcript) -> str:
 
 def to_rttm(t: Transcript) -> str:
     uri = Path(t.source).stem if t.source and not t.source.startswith("<") else "audio"
+    if t.speakers is not None:  # the diarization's own turns, overlaps included
+        return t.speakers.to_rttm(uri)
     rows = []
     for s in t.segments:
         if s.speaker:

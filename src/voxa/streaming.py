@@ -490,13 +490,17 @@ class Scheduler:
                 take.append(j)
             group = take
         batch = []
+        # Lookback makes a final dearer: only a final decoded alone (no other final waiting) gets it.
+        alone = len(finals) == 1
         for job in group[: self.batch_size]:
             rec = job.stream
             with rec._lock:
                 if rec.queue and rec.queue[0] is job and rec.inflight is None:
                     rec.queue.popleft()
                     rec.inflight = job
-                    rec._look_back(job)
+                    if alone:
+                        rec._look_back(job)
+                    job.before = None
                     batch.append(job)
         return batch
 

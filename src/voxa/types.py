@@ -35,6 +35,51 @@ class Segment:
 
 
 @dataclass
+class Turn:
+    """A stretch of one speaker's speech."""
+
+    start: float
+    end: float
+    speaker: str
+
+
+@dataclass
+class Diarization:
+    """Who spoke when in one input."""
+
+    source: str
+    duration: float
+    turns: list[Turn] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)
+    overlaps: list[tuple[float, float]] = field(default_factory=list)  # two or more speak at once
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def uri(self) -> str:
+        from pathlib import Path
+
+        return Path(self.source).stem if self.source and not self.source.startswith("<") else "audio"
+
+    def to_rttm(self, uri: str | None = None) -> str:
+        uri = (uri or self.uri).replace(" ", "_")
+        rows = [f"SPEAKER {uri} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>"
+                for t in self.turns]
+        return "\n".join(rows) + ("\n" if rows else "")
+
+    def to_annotation(self, uri: str | None = None):
+        """As a ``pyannote.core.Annotation``, to score with pyannote.metrics."""
+        from pyannote.core import Annotation, Segment as Span
+
+        ann = Annotation(uri=uri or self.uri)
+        for n, t in enumerate(self.turns):
+            ann[Span(t.start, t.end), n] = t.speaker
+        return ann
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class Transcript:
     """The result of transcribing one input."""
 
@@ -45,6 +90,7 @@ class Transcript:
     segments: list[Segment] = field(default_factory=list)
     task: str = "transcribe"
     model: str = ""
+    speakers: Diarization | None = None  # set when transcribed with diarization
 
     @property
     def text(self) -> str:
@@ -57,6 +103,8 @@ class Transcript:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["text"] = self.text
+        if self.speakers is None:
+            del d["speakers"]
         return d
 
 

@@ -1,5 +1,5 @@
 """The ``voxa`` command: a thin shell over the library (typer for arguments, rich for output).
-One module per command group: transcribe.py, speak.py, serve.py, listen.py.
+One module per command group: transcribe.py, diarize.py, speak.py, serve.py, listen.py.
 
 Every failure the user can cause prints one line, ``voxa: error: ...``, and exits non-zero:
 2 for a bad command line (unknown model, language, format, unwritable folder), 1 when some
@@ -79,7 +79,7 @@ def main() -> None:
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
-from . import listen as _listen, serve as _serve, speak as _speak, transcribe as _transcribe  # noqa: E402,F401  (register the commands)
+from . import diarize as _diarize, listen as _listen, serve as _serve, speak as _speak, transcribe as _transcribe  # noqa: E402,F401,E501  (register the commands)
 
 if __name__ == "__main__":
     main()

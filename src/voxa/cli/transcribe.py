@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,6 +10,7 @@ import typer
 
 from ..errors import InputError, ModelError, OutputError, VoxaError
 from . import PROGRESS_MIN_S, app, err, fail, out, progress_bar
+from .diarize import SPEAKERS_HELP
 
 
 def _stems(names: list[str]) -> list[str]:
@@ -35,6 +37,11 @@ def transcribe(
     fmt: str = typer.Option("txt", "-f", "--format", help="txt, srt, vtt, json, tsv, or all (comma-separated list allowed)."),
     output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Write files here instead of printing."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    diarize: bool = typer.Option(False, "--diarize", help="Label segments and words with speakers (needs the diarize extra)."),
+    num_speakers: Optional[int] = SPEAKERS_HELP["num_speakers"],
+    min_speakers: Optional[int] = SPEAKERS_HELP["min_speakers"],
+    max_speakers: Optional[int] = SPEAKERS_HELP["max_speakers"],
+    channels: str = SPEAKERS_HELP["channels"],
 ):
     """Transcribe (or translate) recordings. Many files are decoded together, which is faster."""
     from .. import audio, formats
@@ -42,6 +49,8 @@ def transcribe(
 
     try:
         names = formats.parse(fmt)
+        if diarize and "all" in fmt.lower():
+            names.append("rttm")
         if output_dir is None and len(names) > 1:
             raise InputError("several formats need --output-dir")
         if output_dir is not None:
@@ -52,10 +61,20 @@ def transcribe(
         opts = dict(language=language, task=task, word_timestamps=word_timestamps, vad=vad,
                     beam_size=beam_size, batch_size=batch_size)
         engine.check_options(**opts)
+        speakers = dict(num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers)
+        if diarize:
+            from .. import diarization as dz
+
+            dz.check(channels=channels, **speakers)
+            dz.embedder() if channels == "mix" else None  # fail now, not per file, without the extra
+            if "-" in files:
+                files = [f if f != "-" else sys.stdin.buffer.read() for f in files]
+        elif channels != "mix" or any(v is not None for v in speakers.values()):
+            raise InputError("speaker options need --diarize")
     except (InputError, ModelError, OutputError) as e:
         fail(str(e))
 
-    stems = _stems(files)
+    stems = _stems(["-" if isinstance(f, bytes) else f for f in files])
     failed = 0
     total = sum(d for d in (audio.probe_duration(f) for f in files) if d)
     show = not quiet and err.is_terminal and total >= PROGRESS_MIN_S
@@ -69,7 +88,10 @@ def transcribe(
             done_s += seconds
             progress.update(bar, advance=seconds, audio=f"{done_s / 60:.1f} of {total / 60:.1f} min audio")
 
-        results = engine.transcribe_many(files, on_progress=advance, **opts)
+        if diarize:
+            results = _with_speakers(engine, files, opts, channels, speakers, advance)
+        else:
+            results = engine.transcribe_many(files, on_progress=advance, **opts)
         for i, result in enumerate(results):
             if isinstance(result, Failure):
                 failed += 1
@@ -90,3 +112,21 @@ def transcribe(
     if failed:
         err.print(f"voxa: {failed} of {len(files)} inputs failed", markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def _with_speakers(engine, files, opts, channels, speakers, advance):
+    """Transcripts with speakers, one file at a time (each is diarized after it is transcribed)."""
+    from .. import audio
+    from ..asr import Failure
+    from ..diarization import transcribe as transcribe_speakers
+
+    opts = dict(opts, word_timestamps=True)
+    for f in files:
+        try:
+            result = transcribe_speakers(f, engine, channels=channels, **speakers, **opts)
+            for w in result.speakers.warnings:
+                err.print(f"voxa: warning: {audio.source_name(f)}: {w}", markup=False, highlight=False)
+            advance(result.duration)
+            yield result
+        except VoxaError as e:
+            yield Failure(audio.source_name(f), e)

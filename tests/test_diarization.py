@@ -1,0 +1,175 @@
+"""Speaker diarization (voxa.diarize): the labelling logic alone, then Resemblyzer's real encoder
+on the shared AMI clips, the two-channel file and LibriSpeech; the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from voxa import diarization as dz
+from voxa.errors import InputError
+from voxa.types import Diarization, Segment, Transcript, Turn, Word
+
+from .test_cli import voxa_cli
+
+STEREO = "faster-whisper/stereo_diarization.wav"
+AMI = "pyannote-audio/ami-debug"
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    pytest.importorskip("resemblyzer", reason="the diarize extra is not installed")
+    return dz.embedder()
+
+
+def _reference(eval_dir, uri):
+    from pyannote.core import Annotation, Segment as Span
+
+    ref = Annotation(uri=uri)
+    for n, line in enumerate((eval_dir / AMI / "debug.train.rttm").read_text().splitlines()):
+        f = line.split()
+        if f[1] == uri:
+            ref[Span(float(f[3]), float(f[3]) + float(f[4])), n] = f[7]
+    return ref
+
+
+# ------------------------------------------------------------------------------ logic
+def test_words_go_to_the_speaker_they_overlap_most():
+    turns = [Turn(0.0, 2.0, "A"), Turn(2.0, 4.0, "B"), Turn(6.0, 7.0, "A")]
+    assert dz.speaker_of(1.5, 2.2, turns) == "A"
+    assert dz.speaker_of(1.9, 2.6, turns) == "B"
+    assert dz.speaker_of(4.5, 4.7, turns) == "B"  # in no turn: the nearest
+    assert dz.speaker_of(5.8, 5.9, turns) == "A"
+    assert dz.speaker_of(0, 1, []) is None
+
+
+def test_segments_split_where_the_speaker_changes():
+    words = [Word(0.0, 0.5, " Hello", 0.9), Word(0.5, 1.0, " there.", 0.9),
+             Word(2.1, 2.5, " Hi", 0.9), Word(2.5, 3.0, " back.", 0.9)]
+    t = Transcript("x.wav", "en", 1.0, 3.0, [Segment(0, 0.0, 3.0, " Hello there. Hi back.", words=words)])
+    d = Diarization("x.wav", 3.0, [Turn(0.0, 1.1, "SPEAKER_00"), Turn(2.0, 3.0, "SPEAKER_01")],
+                    ["SPEAKER_00", "SPEAKER_01"])
+    out = dz.attribute(t, d)
+    assert [(s.speaker, s.text) for s in out.segments] == [("SPEAKER_00", " Hello there."), ("SPEAKER_01", " Hi back.")]
+    assert [s.id for s in out.segments] == [0, 1] and out.segments[1].start == 2.1
+    assert [w.speaker for w in out.words] == ["SPEAKER_00"] * 2 + ["SPEAKER_01"] * 2
+    assert out.speakers is d
+
+
+def test_mode_filter_smooths_flicker_inside_speech_only():
+    lab = np.array([-1, 0, 0, 0, 1, 0, 0, 0, -1, -1, 1, 1, 1])
+    out = dz._mode_filter(lab.copy(), 3)
+    assert list(out) == [-1, 0, 0, 0, 0, 0, 0, 0, -1, -1, 1, 1, 1]
+
+
+def test_bad_speaker_hints_are_clear_errors():
+    with pytest.raises(InputError, match="larger than max_speakers"):
+        dz.check(min_speakers=3, max_speakers=2)
+    with pytest.raises(InputError, match="not both"):
+        dz.check(num_speakers=2, max_speakers=3)
+    with pytest.raises(InputError, match="at least 1"):
+        dz.check(num_speakers=0)
+    with pytest.raises(InputError, match="channels"):
+        dz.check(channels="left")
+
+
+# ------------------------------------------------------------------------------ real audio
+def test_ami_clips_der_below_a_loose_guard(eval_dir, encoder):
+    """Three shared AMI clips (2-4 speakers, spontaneous, overlapping): DER with overlap scored,
+    no collar, under a loose guard; benchmarks/diarization.py has the real figures."""
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    metric = DiarizationErrorRate(collar=0.0, skip_overlap=False)
+    for uri in ("trn00", "trn03", "trn06"):
+        d = dz.diarize(eval_dir / AMI / f"{uri}.wav")
+        assert 1 <= len(d.speakers) <= 6
+        metric(_reference(eval_dir, uri), d.to_annotation(uri), uem=None)
+    assert abs(metric) < 0.45, abs(metric)
+
+
+def test_num_speakers_is_honoured(eval_dir, encoder):
+    for n in (2, 3):
+        d = dz.diarize(eval_dir / AMI / "trn05.wav", num_speakers=n)
+        assert len(d.speakers) == n and not d.warnings
+    d = dz.diarize(eval_dir / AMI / "trn05.wav", min_speakers=2, max_speakers=2)
+    assert len(d.speakers) == 2
+
+
+def test_one_speaker_gets_one_label(eval_dir, encoder):
+    from .conftest import librispeech
+
+    files, _ = librispeech(eval_dir)
+    d = dz.diarize(files[0])
+    assert d.speakers == ["SPEAKER_00"] and d.turns
+    assert d.turns[0].start < 1.5 and d.turns[-1].end > d.duration - 1.5
+
+
+def test_silence_has_no_speakers_and_too_many_asked_warns(encoder):
+    d = dz.diarize(np.zeros(5 * 16000, np.float32))
+    assert d.turns == [] and d.speakers == [] and d.overlaps == []
+    rng = np.random.default_rng(0)
+    d = dz.diarize(np.zeros(16000, np.float32), num_speakers=3)
+    assert d.speakers == [] and "no speech" in d.warnings[0]
+    from voxa import audio
+    from .conftest import EVAL
+
+    short = audio.decode(EVAL / "faster-whisper/jfk.flac")[:int(2.2 * 16000)] + rng.normal(0, 1e-4, 35200).astype(np.float32)
+    d = dz.diarize(short, num_speakers=8)
+    assert any("supports at most" in w for w in d.warnings) and len(d.speakers) < 8
+
+
+def test_two_channels_words_land_on_their_speaker(eval_dir, tiny):
+    """One speaker per channel, talking at once: each channel's words carry its speaker."""
+    import voxa
+
+    t = voxa.transcribe(eval_dir / STEREO, "tiny.en", diarize=True, channels="split")
+    by = {}
+    for w in t.words:
+        by.setdefault(w.speaker, []).append(w.word.strip(" ,.").lower())
+    assert set(by) == {"SPEAKER_00", "SPEAKER_01"}
+    assert {"wizard", "curtain"} <= set(by["SPEAKER_00"]) and "horizon" in by["SPEAKER_01"]
+    assert "horizon" not in by["SPEAKER_00"] and "wizard" not in by["SPEAKER_01"]
+    assert t.speakers.overlaps  # they talk over each other
+    d = dz.diarize(eval_dir / STEREO, channels="split")
+    assert d.speakers == ["SPEAKER_00", "SPEAKER_01"]
+
+
+def test_plot_is_a_png(eval_dir, encoder, tmp_path):
+    d = dz.diarize(eval_dir / AMI / "trn00.wav")
+    png = dz.plot(d, tmp_path / "t.png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "t.png").read_bytes() == png
+    width, height = struct.unpack(">II", png[16:24])
+    assert width == 1000 and height > 60
+
+
+# ------------------------------------------------------------------------------ CLI
+def test_cli_diarize_rttm_json_and_plot(eval_dir, encoder, tmp_path):
+    clip = eval_dir / AMI / "trn03.wav"
+    rc, out, err = voxa_cli("diarize", clip, "--plot", tmp_path / "p.png")
+    assert rc == 0, err
+    rows = [ln.split() for ln in out.splitlines()]
+    assert rows and all(r[0] == "SPEAKER" and r[1] == "trn03" for r in rows)
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    rc, out, err = voxa_cli("diarize", clip, "-f", "json", "--num-speakers", "2")
+    assert rc == 0, err
+    assert len(json.loads(out)["speakers"]) == 2
+
+
+def test_cli_transcribe_with_speakers_and_bad_hints(eval_dir, tmp_path):
+    rc, out, err = voxa_cli("transcribe", eval_dir / STEREO, "-m", "tiny.en", "--diarize", "--channels", "split",
+                            "-f", "vtt")
+    assert rc == 0, err
+    assert "<v SPEAKER_00>" in out and "<v SPEAKER_01>" in out
+    rc, out, err = voxa_cli("transcribe", eval_dir / STEREO, "-m", "tiny.en", "--diarize", "--channels", "split",
+                            "-f", "all", "-o", tmp_path)
+    assert rc == 0, err
+    assert (tmp_path / "stereo_diarization.rttm").read_text().count("SPEAKER_0") >= 2
+    words = [w for s in json.loads((tmp_path / "stereo_diarization.json").read_text())["segments"] for w in s["words"]]
+    assert words and all(w["speaker"] for w in words)
+    for args, msg in ((["--diarize", "--min-speakers", "3", "--max-speakers", "2"], "larger than max_speakers"),
+                      (["--num-speakers", "2"], "need --diarize")):
+        rc, out, err = voxa_cli("transcribe", eval_dir / STEREO, "-m", "tiny.en", *args)
+        assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
