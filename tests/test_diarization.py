@@ -107,16 +107,15 @@ def test_one_speaker_gets_one_label(eval_dir, encoder):
     assert d.turns[0].start < 1.5 and d.turns[-1].end > d.duration - 1.5
 
 
-def test_silence_has_no_speakers_and_too_many_asked_warns(encoder):
+def test_silence_has_no_speakers_and_too_many_asked_warns(eval_dir, encoder):
     d = dz.diarize(np.zeros(5 * 16000, np.float32))
     assert d.turns == [] and d.speakers == [] and d.overlaps == []
     rng = np.random.default_rng(0)
     d = dz.diarize(np.zeros(16000, np.float32), num_speakers=3)
     assert d.speakers == [] and "no speech" in d.warnings[0]
     from voxa import audio
-    from .conftest import EVAL
 
-    short = audio.decode(EVAL / "faster-whisper/jfk.flac")[:int(2.2 * 16000)] + rng.normal(0, 1e-4, 35200).astype(np.float32)
+    short = audio.decode(eval_dir / "faster-whisper/jfk.flac")[:int(2.2 * 16000)] + rng.normal(0, 1e-4, 35200).astype(np.float32)
     d = dz.diarize(short, num_speakers=8)
     assert any("supports at most" in w for w in d.warnings) and len(d.speakers) < 8
 

@@ -309,7 +309,7 @@ def diarize_array(pcm: np.ndarray, name: str = "<array>", *, num=None, lo=1, hi=
     emb = enc([pcm[a:b] for a, b in spans])
     if num is not None and num > len(spans):
         warnings.append(f"asked for {num} speakers but the speech supports at most {len(spans)}")
-    if hi is not None and lo > len(spans):
+    if lo > len(spans):
         warnings.append(f"asked for at least {lo} speakers but the speech supports at most {len(spans)}")
     labels = cluster(emb, spans, opts, num=num, lo=min(lo, len(spans)), hi=hi)
     n_frames = int(np.ceil(pcm.size / (SAMPLE_RATE * FRAME_S)))

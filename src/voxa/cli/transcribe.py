@@ -66,7 +66,8 @@ def transcribe(
             from .. import diarization as dz
 
             dz.check(channels=channels, **speakers)
-            dz.embedder() if channels == "mix" else None  # fail now, not per file, without the extra
+            if channels == "mix":
+                dz.embedder()  # without the extra, fail now rather than once per file
             if "-" in files:
                 files = [f if f != "-" else sys.stdin.buffer.read() for f in files]
         elif channels != "mix" or any(v is not None for v in speakers.values()):
