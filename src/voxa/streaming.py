@@ -53,6 +53,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -103,8 +104,18 @@ class Job:
     before: np.ndarray | None = None  # audio just before the utterance, kept for the lookback
     before_start: int = 0  # its stream sample index
     prefix: str = ""  # what was said in the lookback audio that precedes the utterance in ``audio``
-    lookback: float = 0.0  # seconds of that audio; ``offset`` is where the utterance itself starts
+    lookback: int = 0  # samples of that audio; ``offset`` is where the utterance itself starts
     submitted: float = field(default_factory=time.perf_counter)
+
+
+class _Said(NamedTuple):
+    """A final already sent: where its audio starts (stream sample), its utterance, whether it
+    closed that utterance (not a commit of part of it), and its text."""
+
+    start: int
+    utterance: int
+    whole: bool
+    text: str
 
 
 # --------------------------------------------------------------------------- one stream
@@ -137,7 +148,7 @@ class Recognizer:
         self.queue: deque[Job] = deque()
         self.inflight: Job | None = None
         self._ring: deque[np.ndarray] = deque(maxlen=int((o.lookback_s + o.max_utterance_s) * SAMPLE_RATE) // FRAME + 1)
-        self._history: deque[tuple[int, int, int, bool, str]] = deque()  # (start, end, utterance, whole, text) of finals
+        self._history: deque[_Said] = deque()  # the finals sent, for the lookback
         self._last_word_end: float | None = None
         self._utterance_end_sent = True
         self.closed = False
@@ -262,21 +273,21 @@ class Recognizer:
         """Put the preceding speech in front of a final's audio, with what was said in it as the
         decoder prefix: Whisper then hears a short piece in context and only continues the text.
         Called as the job starts, when every earlier final of the stream has been emitted."""
-        hist, before, job.before = self._history, job.before, None
+        hist, before = self._history, job.before
         if before is None or not hist or job.audio is None:
             return
         last = hist[-1]
-        if not ((last[2] == job.utterance - 1 and last[3]) or last[2] == job.utterance):
+        if not ((last.utterance == job.utterance - 1 and last.whole) or last.utterance == job.utterance):
             return  # an earlier final failed or was dropped: its text is not known
         k = len(hist)
-        while k > 0 and hist[k - 1][0] >= job.before_start:
+        while k > 0 and hist[k - 1].start >= job.before_start:
             k -= 1
         if k == len(hist):
             return
-        skip = (hist[k][0] - job.before_start) // FRAME * FRAME
+        skip = (hist[k].start - job.before_start) // FRAME * FRAME
         job.audio = np.concatenate([before[skip:], job.audio])
-        job.lookback = (before.size - skip) / SAMPLE_RATE
-        job.prefix = "".join(h[4] for h in list(hist)[k:]).strip()
+        job.lookback = before.size - skip
+        job.prefix = "".join(h.text for h in list(hist)[k:]).strip()
 
     def _maybe_interim(self) -> None:
         o = self.opts
@@ -360,8 +371,8 @@ class Recognizer:
         """Keep a final's span and text for the lookback of later finals (only as far back as needed)."""
         if self.opts.lookback_s <= 0:
             return
-        self._history.append((start, end, utterance, whole, "".join(w.word for w in words)))
-        while self._history[0][0] < end - (self.opts.lookback_s + _MAX_CLIP_S) * SAMPLE_RATE:
+        self._history.append(_Said(start, utterance, whole, "".join(w.word for w in words)))
+        while self._history[0].start < end - (self.opts.lookback_s + _MAX_CLIP_S) * SAMPLE_RATE:
             self._history.popleft()
 
     def _check_utterance_end(self) -> None:
@@ -527,9 +538,9 @@ class Scheduler:
             results = dict(zip(map(id, todo), words))
             # A prefix Whisper cannot follow (the earlier final was wrong) can end the text at
             # once: such clips are decoded again on their own.
-            again = [j for j in todo if j.prefix and not words[todo.index(j)][0]]
+            again = [j for j in todo if j.prefix and not results[id(j)][0]]
             for j in again:
-                j.audio, j.lookback, j.prefix = j.audio[int(round(j.lookback * SAMPLE_RATE)):], 0.0, ""
+                j.audio, j.lookback, j.prefix = j.audio[j.lookback:], 0, ""
             if again:
                 retry = self.engine.decode_clips([j.audio for j in again], [j.stream.language for j in again],
                                                  beam_size=self.final_beam)
@@ -548,7 +559,7 @@ class Scheduler:
             ws, lang = results.get(id(j), ([], None))
             if j.stream.language is None and lang and j.audio is not None and j.audio.size >= 2 * SAMPLE_RATE:
                 j.stream.language = lang
-            base = j.offset - j.lookback  # stream time of the clip's start
+            base = j.offset - j.lookback / SAMPLE_RATE  # stream time of the clip's start
             j.stream.done(j, [Word(round(max(w.start + base, j.offset), 3), round(w.end + base, 3), w.word,
                                    w.probability) for w in ws if w.end + base > j.offset + _LOOKBACK_SLACK])
         with self._cond:
