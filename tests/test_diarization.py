@@ -172,3 +172,17 @@ def test_cli_transcribe_with_speakers_and_bad_hints(eval_dir, tmp_path):
                       (["--num-speakers", "2"], "need --diarize")):
         rc, out, err = voxa_cli("transcribe", eval_dir / STEREO, "-m", "tiny.en", *args)
         assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_transcribe_with_speakers_by_voice(eval_dir, encoder, tiny):
+    """The voice path: every word carries one of the diarization's speakers, segments follow
+    them, and the transcript keeps the file's name; a bad input in a list is a Failure."""
+    import voxa
+
+    clip = eval_dir / AMI / "trn03.wav"
+    t = voxa.transcribe(clip, "tiny.en", diarize=True)
+    assert t.source == str(clip) and t.words and t.speakers.speakers
+    assert {w.speaker for w in t.words} <= set(t.speakers.speakers)
+    assert all(w.speaker == s.speaker for s in t.segments for w in s.words or [])
+    good, bad = voxa.transcribe([clip, b"not audio"], "tiny.en", diarize=True)
+    assert good.words and isinstance(bad, voxa.Failure)

@@ -580,19 +580,13 @@ def transcribe(source, model: str | None = None, *, diarize: bool = False, num_s
     and ``channels="split"`` for one speaker per channel go with it)."""
     engine = load_model(model)
     if diarize:
-        from .diarization import transcribe as with_speakers
+        from . import diarization
 
         hints = dict(num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
                      channels=channels)
-        if not isinstance(source, (list, tuple)):
-            return with_speakers(source, engine, **hints, **options)
-        results: list[Transcript | Failure] = []
-        for one in source:
-            try:
-                results.append(with_speakers(one, engine, **hints, **options))
-            except VoxaError as e:
-                results.append(Failure(audio_io.source_name(one), e))
-        return results
+        if isinstance(source, (list, tuple)):
+            return list(diarization.transcribe_many(source, engine, **hints, **options))
+        return diarization.transcribe(source, engine, **hints, **options)
     if channels != "mix" or num_speakers or min_speakers or max_speakers:
         raise InputError("speaker options need diarize=True")
     if isinstance(source, (list, tuple)):

@@ -33,15 +33,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import audio as audio_io
 from .audio import SAMPLE_RATE
-from .errors import InputError, ModelError
+from .errors import InputError, ModelError, VoxaError
 from .types import Diarization, Segment, Transcript, Turn, Word
 from .vad import VadConfig, speech_regions
+
+if TYPE_CHECKING:
+    from .asr import Failure
 
 log = logging.getLogger("voxa.diarize")
 
@@ -404,13 +409,13 @@ def transcribe(source, engine, *, num_speakers=None, min_speakers=None, max_spea
     """Transcribe with word timestamps, diarize, and attribute words to speakers. With
     ``channels="split"`` each channel is transcribed on its own and the words merged in time."""
     options["word_timestamps"] = True
-    if channels != "split":
-        d = diarize(source, num_speakers=num_speakers, min_speakers=min_speakers,
-                    max_speakers=max_speakers, channels=channels)
-        return attribute(engine.transcribe(source, **options), d)
-    check(num_speakers, min_speakers, max_speakers, channels)
-    pcm = audio_io.decode(source, mono=False)
+    num, lo, hi = check(num_speakers, min_speakers, max_speakers, channels)
     name = audio_io.source_name(source)
+    if channels != "split":  # decoded once, for both the speakers and the words
+        pcm = audio_io.decode(source)
+        d = diarize_array(pcm, name, num=num, lo=lo, hi=hi)
+        return attribute(replace(engine.transcribe(pcm, **options), source=name), d)
+    pcm = audio_io.decode(source, mono=False)
     d = _by_channel(name, pcm)
     parts = [engine.transcribe(np.ascontiguousarray(x), **options) for x in pcm]
     segments = []
@@ -424,6 +429,17 @@ def transcribe(source, engine, *, num_speakers=None, min_speakers=None, max_spea
         s.id = n
     first = max(parts, key=lambda t: len(t.segments))
     return replace(first, source=name, duration=d.duration, segments=segments, speakers=d)
+
+
+def transcribe_many(sources, engine, **kw) -> Iterator[Transcript | Failure]:
+    """``transcribe`` for each source in turn; a bad input yields a Failure and the rest go on."""
+    from .asr import Failure
+
+    for source in sources:
+        try:
+            yield transcribe(source, engine, **kw)
+        except VoxaError as e:
+            yield Failure(audio_io.source_name(source), e)
 
 
 # --------------------------------------------------------------------------- picture

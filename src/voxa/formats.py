@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from .errors import InputError, OutputError
-from .types import Transcript
+from .types import Transcript, uri_of
 
 
 def _ts(seconds: float, sep: str) -> str:
@@ -62,7 +62,7 @@ def to_tsv(t: Transcript) -> str:
 
 
 def to_rttm(t: Transcript) -> str:
-    uri = Path(t.source).stem if t.source and not t.source.startswith("<") else "audio"
+    uri = uri_of(t.source)
     if t.speakers is not None:  # the diarization's own turns, overlaps included
         return t.speakers.to_rttm(uri)
     rows = []

@@ -34,6 +34,13 @@ class Segment:
     speaker: str | None = None
 
 
+def uri_of(source: str) -> str:
+    """The recording's name in RTTM files: the file's stem, or "audio" for bytes and arrays."""
+    from pathlib import Path
+
+    return Path(source).stem if source and not source.startswith("<") else "audio"
+
+
 @dataclass
 class Turn:
     """A stretch of one speaker's speech."""
@@ -56,9 +63,7 @@ class Diarization:
 
     @property
     def uri(self) -> str:
-        from pathlib import Path
-
-        return Path(self.source).stem if self.source and not self.source.startswith("<") else "audio"
+        return uri_of(self.source)
 
     def to_rttm(self, uri: str | None = None) -> str:
         uri = (uri or self.uri).replace(" ", "_")

@@ -117,17 +117,12 @@ def transcribe(
 
 def _with_speakers(engine, files, opts, channels, speakers, advance):
     """Transcripts with speakers, one file at a time (each is diarized after it is transcribed)."""
-    from .. import audio
     from ..asr import Failure
-    from ..diarization import transcribe as transcribe_speakers
+    from ..diarization import transcribe_many
 
-    opts = dict(opts, word_timestamps=True)
-    for f in files:
-        try:
-            result = transcribe_speakers(f, engine, channels=channels, **speakers, **opts)
+    for result in transcribe_many(files, engine, channels=channels, **speakers, **opts):
+        if not isinstance(result, Failure):
             for w in result.speakers.warnings:
-                err.print(f"voxa: warning: {audio.source_name(f)}: {w}", markup=False, highlight=False)
+                err.print(f"voxa: warning: {result.source}: {w}", markup=False, highlight=False)
             advance(result.duration)
-            yield result
-        except VoxaError as e:
-            yield Failure(audio.source_name(f), e)
+        yield result
