@@ -57,6 +57,21 @@ def test_upload_transcribes(page, eval_dir):
     assert "ask not what your country can do for you" in page.text_content("#transcript").lower()
 
 
+def test_upload_with_speakers_draws_the_timeline(page, eval_dir):
+    pytest.importorskip("resemblyzer")
+    page.set_input_files("#file", str(eval_dir / "pyannote-audio/ami-debug/trn03.wav"))
+    page.check("#diarize")
+    page.click("#upload")
+    try:
+        page.wait_for_selector("#timeline svg rect.turn", timeout=120000)
+    finally:
+        page.uncheck("#diarize")
+    lines = page.text_content("#transcript").splitlines()[1:]
+    assert lines and all(ln.startswith("SPEAKER_0") for ln in lines if not ln.startswith("("))
+    lanes = page.eval_on_selector_all("#timeline svg text", "els => els.map(e => e.textContent)")
+    assert "SPEAKER_00" in lanes
+
+
 def test_wrong_key_shows_the_error(page):
     page.fill("#key", "wrong")
     page.click("#speak")

@@ -192,6 +192,49 @@ def test_transcription_bad_requests(client, eval_dir, name, data, kwargs, error,
     assert client.models.list().data  # still serving
 
 
+def _two_speakers(eval_dir) -> tuple[bytes, float]:
+    """Two LibriSpeech speakers one after the other, as WAV bytes, and the time of the change."""
+    from voxa import audio
+
+    from .conftest import librispeech
+
+    files, _ = librispeech(eval_dir)
+    a = audio.decode(files[0])
+    b = audio.decode(next(f for f in files if f.stem.split("-")[0] != files[0].stem.split("-")[0]))
+    return audio.encode(np.concatenate([a, np.zeros(8000, np.float32), b]), 16000), (a.size + 4000) / 16000
+
+
+def test_transcription_with_speakers(client, eval_dir):
+    """diarize=true: verbose_json labels segments and words; each speaker's words fall on their
+    side of the change; srt carries the labels."""
+    pytest.importorskip("resemblyzer")
+    data, change = _two_speakers(eval_dir)
+    r = client.audio.transcriptions.create(model="whisper-1", file=("two.wav", data), response_format="verbose_json",
+                                           timestamp_granularities=["word"], extra_body={"diarize": True})
+    d = r.model_extra["speakers"]
+    assert d["speakers"] == ["SPEAKER_00", "SPEAKER_01"] and d["turns"]
+    first = [w.model_extra["speaker"] for w in r.words if w.end < change - 0.5]
+    second = [w.model_extra["speaker"] for w in r.words if w.start > change + 0.5]
+    assert first.count("SPEAKER_00") >= 0.9 * len(first) > 5
+    assert second.count("SPEAKER_01") >= 0.9 * len(second) > 5
+    assert {s.model_extra["speaker"] for s in r.segments} == {"SPEAKER_00", "SPEAKER_01"}
+    srt = client.audio.transcriptions.create(model="whisper-1", file=("two.wav", data), response_format="srt",
+                                             extra_body={"diarize": True, "num_speakers": 2})
+    assert "[SPEAKER_00]" in srt and "[SPEAKER_01]" in srt
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"num_speakers": 2}, "num_speakers needs diarize=true"),
+    ({"diarize": True, "min_speakers": 3, "max_speakers": 2}, "larger than max_speakers"),
+    ({"diarize": True, "num_speakers": 0}, "num_speakers"),
+])
+def test_transcription_bad_speaker_hints(client, eval_dir, extra, words):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.audio.transcriptions.create(model="whisper-1", file=("jfk.flac", (eval_dir / JFK).read_bytes()),
+                                           extra_body=extra)
+    assert words in str(e.value)
+
+
 def test_upload_limit():
     url = start(ServerConfig(api_keys=(), max_upload_mb=0.1))
     c = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)

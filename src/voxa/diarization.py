@@ -52,6 +52,7 @@ log = logging.getLogger("voxa.diarize")
 
 FRAME_S = 0.01  # resolution of the speaker labels
 # Silero at 0.5 hears no speech at all in some far-field AMI clips; 0.2 was best there.
+MAX_LINKAGE = 6000  # windows clustered directly (~50 min of speech); longer input is sampled
 _VAD = VadConfig(threshold=0.2, min_speech_ms=200, min_silence_ms=300, speech_pad_ms=60, max_speech_s=1e9)
 
 
@@ -90,17 +91,20 @@ class Embedder:
         return librosa.feature.melspectrogram(y=clip, sr=SAMPLE_RATE, n_fft=400, hop_length=160,
                                               n_mels=40).astype(np.float32).T
 
-    def __call__(self, clips: list[np.ndarray]) -> np.ndarray:
-        mels = [self.mel(c) for c in clips]
+    def __call__(self, clips: list[np.ndarray], batch: int = 256) -> np.ndarray:
+        """Unit-norm embeddings (len(clips), 256); mel features are made ``batch`` clips at a time,
+        so a long recording does not hold all of them at once."""
         out = np.zeros((len(clips), 256), dtype=np.float32)
-        by_len: dict[int, list[int]] = {}
-        for i, m in enumerate(mels):
-            by_len.setdefault(m.shape[0], []).append(i)
         torch = self._torch
-        with self._lock, torch.inference_mode():
-            for idx in by_len.values():
-                x = torch.from_numpy(np.stack([mels[i] for i in idx]))
-                out[idx] = self.encoder(x).numpy()
+        for lo in range(0, len(clips), batch):
+            mels = [self.mel(c) for c in clips[lo:lo + batch]]
+            by_len: dict[int, list[int]] = {}
+            for i, m in enumerate(mels):
+                by_len.setdefault(m.shape[0], []).append(i)
+            with self._lock, torch.inference_mode():
+                for idx in by_len.values():
+                    x = torch.from_numpy(np.stack([mels[i] for i in idx]))
+                    out[[lo + i for i in idx]] = self.encoder(x).numpy()
         return out
 
 
@@ -142,6 +146,14 @@ def cluster(emb: np.ndarray, spans: list[tuple[int, int]], opts: DiarizeOptions,
     n = len(emb)
     if n <= 1:
         return np.zeros(n, dtype=int)
+    if n > MAX_LINKAGE:
+        # Average linkage needs n² memory: cluster an even sample, then every window joins the
+        # nearest centroid (the sample's speech amounts decide min_cluster_s, so it acts a little larger).
+        pick = np.linspace(0, n - 1, MAX_LINKAGE).astype(int)
+        sub = cluster(emb[pick], [spans[i] for i in pick], opts, num=num, lo=lo, hi=hi)
+        cents = np.stack([_unit(emb[pick][sub == c].mean(0)) for c in range(int(sub.max()) + 1)])
+        _, labels = np.unique(np.argmax(emb @ cents.T, 1), return_inverse=True)
+        return labels
     tree = linkage(emb.astype(np.float64), method="average", metric="cosine")
     if num is not None:
         labels = fcluster(tree, t=min(num, n), criterion="maxclust")

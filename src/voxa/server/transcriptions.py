@@ -2,6 +2,9 @@
 
 Response formats json, text, srt, vtt and verbose_json; ``stream=true`` answers with
 server-sent events, one ``transcript.text.delta`` per segment and a final ``transcript.text.done``.
+``diarize=true`` (with ``num_speakers`` or ``min_speakers``/``max_speakers``; the diarize extra)
+labels segments and words with speakers: verbose_json gains ``speaker`` on each and a ``speakers``
+object (turns, overlaps, warnings); srt and vtt carry the labels.
 Uploads are read in pieces and refused with 413 past the configured size; decoding and
 recognition run in a worker thread, one request at a time per model (the CPU is the limit).
 """
@@ -20,7 +23,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from .. import formats
 from ..asr import load_model
 from ..audio import probe_duration
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from ..types import Transcript
 from .errors import APIError
 
@@ -52,19 +55,42 @@ def _engine(model: str):
 
 
 def verbose(t: Transcript, words: bool) -> dict:
+    spk = t.speakers is not None
     out = {"task": t.task, "language": t.language or "", "duration": t.duration, "text": t.text,
            "segments": [{"id": s.id, "seek": 0, "start": s.start, "end": s.end, "text": s.text, "tokens": [],
                          "temperature": s.temperature, "avg_logprob": s.avg_logprob,
                          "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob}
-                        for s in t.segments]}
+                        | ({"speaker": s.speaker} if spk else {}) for s in t.segments]}
     if words:
-        out["words"] = [{"word": w.word.strip(), "start": w.start, "end": w.end} for w in t.words]
+        out["words"] = [{"word": w.word.strip(), "start": w.start, "end": w.end}
+                        | ({"speaker": w.speaker} if spk else {}) for w in t.words]
+    if spk:
+        d = t.speakers.to_dict()
+        out["speakers"] = {k: d[k] for k in ("speakers", "turns", "overlaps", "warnings")}
     return out
+
+
+def _speakers(diarize: bool, num: Optional[int], lo: Optional[int], hi: Optional[int]) -> Optional[dict]:
+    """The diarization options of a request (400 for hints without diarize=true or that contradict)."""
+    hints = {"num_speakers": num, "min_speakers": lo, "max_speakers": hi}
+    if not diarize:
+        given = [k for k, v in hints.items() if v is not None]
+        if given:
+            raise APIError(400, f"{given[0]} needs diarize=true", "invalid_request", given[0])
+        return None
+    from .. import diarization
+
+    try:
+        diarization.check(num, lo, hi)
+    except InputError as e:
+        raise APIError(400, str(e), "invalid_request", "num_speakers" if num is not None else "min_speakers") from None
+    diarization.embedder()  # loaded once; without the diarize extra: a clear 400 before any upload work
+    return hints
 
 
 async def _handle(request: Request, task: str, file: UploadFile, model: str, language: Optional[str],
                   prompt: Optional[str], response_format: str, temperature: float,
-                  granularities: List[str], stream: bool):
+                  granularities: List[str], stream: bool, speakers: Optional[dict] = None):
     if response_format not in FORMATS:
         raise APIError(400, f"response_format must be one of {', '.join(FORMATS)}", "invalid_request", "response_format")
     if not 0.0 <= temperature <= 1.0:
@@ -89,6 +115,10 @@ async def _handle(request: Request, task: str, file: UploadFile, model: str, lan
 
     def run() -> Transcript:
         with lock:
+            if speakers is not None:
+                from .. import diarization
+
+                return diarization.transcribe(data, engine, **speakers, **opts)
             return engine.transcribe(data, **opts)
 
     if stream:
@@ -125,9 +155,12 @@ async def transcriptions(
     request: Request, file: UploadFile = File(...), model: str = Form(...), language: Optional[str] = Form(None),
     prompt: Optional[str] = Form(None), response_format: str = Form("json"), temperature: float = Form(0.0),
     timestamp_granularities: List[str] = Form([], alias="timestamp_granularities[]"), stream: bool = Form(False),
+    diarize: bool = Form(False), num_speakers: Optional[int] = Form(None), min_speakers: Optional[int] = Form(None),
+    max_speakers: Optional[int] = Form(None),
 ):
+    speakers = await run_in_threadpool(_speakers, diarize, num_speakers, min_speakers, max_speakers)
     return await _handle(request, "transcribe", file, model, language, prompt, response_format, temperature,
-                         timestamp_granularities, stream)
+                         timestamp_granularities, stream, speakers)
 
 
 @router.post("/v1/audio/translations")
