@@ -65,6 +65,21 @@ def test_mode_filter_smooths_flicker_inside_speech_only():
     assert list(out) == [-1, 0, 0, 0, 0, 0, 0, 0, -1, -1, 1, 1, 1]
 
 
+def test_long_input_clusters_a_sample_and_labels_every_window(monkeypatch):
+    """Past MAX_LINKAGE windows the clustering runs on an even sample; every window still gets
+    the speaker whose centroid it is nearest, and the count rules hold."""
+    rng = np.random.default_rng(0)
+    centres = np.stack([dz._unit(v) for v in rng.normal(size=(3, 256))])
+    truth = np.repeat([0, 1, 2, 0, 1], 40)
+    emb = np.stack([dz._unit(centres[t] + rng.normal(scale=0.02, size=256)) for t in truth]).astype(np.float32)
+    spans = [(i * 8000, i * 8000 + 24000) for i in range(truth.size)]
+    monkeypatch.setattr(dz, "MAX_LINKAGE", 50)
+    labels = dz.cluster(emb, spans, dz.DiarizeOptions(), num=None, lo=1, hi=None)
+    assert labels.shape == truth.shape and len(set(labels)) == 3
+    assert all(len(set(labels[truth == t])) == 1 for t in range(3))  # the same partition as the truth
+    assert len(set(dz.cluster(emb, spans, dz.DiarizeOptions(), num=2, lo=1, hi=None))) == 2
+
+
 def test_bad_speaker_hints_are_clear_errors():
     with pytest.raises(InputError, match="larger than max_speakers"):
         dz.check(min_speakers=3, max_speakers=2)
