@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -74,7 +75,10 @@ class Embedder:
     def __init__(self):
         try:
             import torch
-            from resemblyzer import VoiceEncoder
+
+            with warnings.catch_warnings():  # webrtcvad (a resemblyzer dependency) warns about pkg_resources
+                warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+                from resemblyzer import VoiceEncoder
         except ImportError as e:
             raise ModelError("speaker diarization needs the 'diarize' extra: install a CPU torch first "
                              "(pip install torch --index-url https://download.pytorch.org/whl/cpu), "
@@ -375,6 +379,22 @@ def _by_channel(name: str, pcm: np.ndarray) -> Diarization:
 
 
 # --------------------------------------------------------------------------- words
+def voiceprint(pcm: np.ndarray, *, window_s: float = 1.6, step_s: float = 0.8) -> tuple[np.ndarray, float]:
+    """One unit-norm speaker embedding for a recording of one voice (the speech-weighted mean of
+    its window embeddings), and the seconds of speech it rests on (0: no speech, zero vector)."""
+    enc = embedder()
+    from resemblyzer.audio import normalize_volume  # after embedder(), which quiets its import
+
+    pcm = normalize_volume(pcm, -30, increase_only=True)
+    regions = speech_regions(pcm, _VAD)
+    spans = windows(regions, DiarizeOptions(window_s=window_s, step_s=step_s))
+    speech = sum(b - a for a, b in regions) / SAMPLE_RATE
+    if not spans:
+        return np.zeros(256, np.float32), 0.0
+    weights = np.array([b - a for a, b in spans], np.float32)
+    return _unit((enc([pcm[a:b] for a, b in spans]) * weights[:, None]).sum(0)), speech
+
+
 def speaker_of(start: float, end: float, turns: list[Turn]) -> str | None:
     """The speaker whose turns overlap [start, end] most; the nearest turn when none does."""
     if not turns:

@@ -36,3 +36,10 @@ class OutputError(VoxaError):
     """Results cannot be written where asked."""
 
     code = "output_error"
+
+
+class ConsentError(VoxaError):
+    """Cloning a voice was refused: consent missing, revoked, expired, out of scope, or the
+    voice does not match the person who consented."""
+
+    code = "consent_refused"
