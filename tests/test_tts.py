@@ -52,7 +52,9 @@ def test_stream_yields_sentences_and_joins_to_speak():
     assert [c.text for c in chunks] == ["Hello there.", "It costs $9.99 at 9:30 am.", "Is that all?"]
     assert [c.index for c in chunks] == [0, 1, 2] and len({c.id for c in chunks}) == 1
     whole = voxa.speak(TEXT, seed=7)
-    assert np.array_equal(np.concatenate([c.audio for c in chunks]), whole.audio)
+    joined = np.concatenate([c.audio for c in chunks])
+    # the same speech; only the watermarks differ (each synthesis has its own payload)
+    assert joined.size == whole.audio.size and np.corrcoef(joined, whole.audio)[0, 1] > 0.99
 
 
 def test_first_chunk_comes_before_the_rest_is_synthesized():
@@ -118,9 +120,15 @@ def test_speed_changes_duration(voice):
 
 
 def test_hibari_seed_is_reproducible():
-    a = voxa.speak("Same words twice.", seed=1).audio
-    assert np.array_equal(a, voxa.speak("Same words twice.", seed=1).audio)
-    assert not np.array_equal(a, voxa.speak("Same words twice.", seed=2).audio)
+    """The same seed gives the same speech from the engine. What leaves voxa differs by each
+    synthesis's own watermark, far less than a different seed changes the speech."""
+    voice = voxa.load_voice()
+    run = lambda seed: voice.engine.synthesize("Same words twice.", voice.info, {"seed": seed})  # noqa: E731
+    a = run(1)
+    assert np.array_equal(a, run(1)) and not np.array_equal(a, run(2))
+    marked = [voxa.speak("Same words twice.", seed=1) for _ in range(2)]
+    assert marked[0].payload != marked[1].payload
+    assert np.corrcoef(marked[0].audio, marked[1].audio)[0, 1] > 0.99
 
 
 @needs("espeak")
@@ -208,10 +216,10 @@ def tap():
 def test_every_api_entry_point_goes_through_the_output_path(tap):
     outs = [voxa.speak("One."), voxa.load_voice().speak("Two."), asyncio.run(voxa.aspeak("Three."))]
     chunks = list(voxa.speak_stream("Four. Five."))
-    for s in outs:
-        assert tap.samples[s.id] == len(s.audio) and s.audio[0] == 0.5
+    for s in outs:  # the hook's mark on the first sample survives (the watermark moves it by a few %)
+        assert tap.samples[s.id] == len(s.audio) and abs(s.audio[0] - 0.5) < 0.1
     assert tap.samples[chunks[0].id] == sum(len(c.audio) for c in chunks)
-    assert all(c.audio[0] == 0.5 for c in chunks)
+    assert abs(chunks[0].audio[0] - 0.5) < 0.1
     assert len(tap.closed) == 4 and {c[1] for c in tap.closed} == {"api"}
 
 
@@ -226,4 +234,4 @@ def test_cli_goes_through_the_output_path(tap, tmp_path):
     assert [c[1] for c in tap.closed] == ["cli"]
     (sid, *_), = tap.closed
     pcm = np.frombuffer(target.read_bytes()[44:], dtype="<i2")
-    assert tap.samples[sid] == len(pcm) and pcm[0] == int(0.5 * 32767)
+    assert tap.samples[sid] == len(pcm) and abs(pcm[0] - 0.5 * 32767) < 0.1 * 32767

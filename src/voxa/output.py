@@ -3,9 +3,13 @@
 Every sample an engine synthesizes — for the Python API, the CLI, the server or the agent —
 passes through a :class:`Release` before anyone else sees it: ``voxa.tts`` opens one per
 synthesis and hands it each chunk. Nothing else in voxa calls an engine's ``synthesize``.
-That gives watermarking, auditing and disclosure a single place to act on *all* synthetic
-audio: they register as hooks here (``add_hook``) and see every chunk, then the end of
-every synthesis.
+
+Opening a Release writes the synthesis to the audit log (:mod:`voxa.safety.audit`: who, engine,
+voice, text hash, consent id); the record's number is the watermark payload. Every chunk is
+then watermarked (:mod:`voxa.safety.watermark`) on its way out. Neither step is optional or a
+hook that could be left out: a Release that cannot audit raises, and no audio leaves.
+Extra processing can still register as a hook (``add_hook``): hooks see each chunk before
+the watermark goes on, then the end of every synthesis.
 
     >>> class Count:
     ...     def on_chunk(self, audio, release): return audio
@@ -22,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+from .errors import InputError
 
 
 class Hook(Protocol):
@@ -58,11 +64,27 @@ class Release:
     sample_rate: int
     settings: dict = field(default_factory=dict)
     origin: str = "api"  # api, cli, server, agent: who asked
+    actor: str | None = None  # an API key's id, or None for the local user
+    consent_id: str | None = None  # the consent a cloned voice speaks under
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: float = field(default_factory=time.time)
     samples: int = 0
     chunks: int = 0
     closed: bool = False
+    payload: int = field(init=False)  # the watermark payload: the audit record's number
+
+    def __post_init__(self):
+        from .safety import audit, watermark
+
+        if not watermark.rate_ok(self.sample_rate):
+            raise InputError(f"sample rate {self.sample_rate} Hz: synthetic audio is watermarked in 20 ms "
+                             "frames, so the rate must be a multiple of 50 Hz (16000, 22050, 24000, 48000...)")
+        record = audit.append("synthesis", actor=self.actor, origin=self.origin, engine=self.engine,
+                              voice=self.voice, text=self.text, marked=True, consent_id=self.consent_id,
+                              detail={"id": self.id, "sample_rate": self.sample_rate, "settings": self.settings,
+                                      "watermark": watermark.NAME})
+        self.payload = record.payload
+        self._marker = watermark.Embedder(self.sample_rate, self.payload)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         if self.closed:
@@ -77,8 +99,17 @@ class Release:
                 if len(changed) != len(out):
                     raise RuntimeError(f"output hook {hook!r} changed the chunk length")
                 out = np.asarray(changed, dtype=np.float32)
+        out = self._marker.push(out)  # may keep the last few ms back until the next chunk
         self.samples += len(out)
         self.chunks += 1
+        return out
+
+    def finish(self) -> np.ndarray:
+        """The audio the watermark still holds (call once, after the last chunk)."""
+        if self.closed:
+            raise RuntimeError(f"synthesis {self.id} is closed")
+        out = self._marker.flush()
+        self.samples += len(out)
         return out
 
     def close(self) -> None:

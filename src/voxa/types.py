@@ -156,6 +156,7 @@ class Speech:
     sample_rate: int
     voice: str
     id: str
+    payload: int | None = None  # the watermark payload = the synthesis's audit record number
 
     @property
     def duration(self) -> float:

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import InputError, ModelError, OutputError, VoxaError
+from ..errors import AudioError, InputError, ModelError, OutputError, VoxaError
 from . import app, err, fail, out, progress_bar
 
 PROGRESS_MIN_CHARS = 2000  # show a progress bar for texts at least this long
@@ -91,9 +91,15 @@ def speak(
     setting: List[str] = typer.Option([], "-s", "--set", help="Engine voice setting KEY=VALUE (repeatable), e.g. seed=7, noise_scale=0.4, pitch=60."),
     stream: bool = typer.Option(False, "--stream", help="Write audio as each sentence is made (e.g. -o - | player)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or summary."),
+    clone_from: Optional[str] = typer.Option(None, "--clone-from", help="Speak in the voice of this recording "
+                                             "(needs --consent and a cloning engine; voxa bundles none)."),
+    consent: Optional[str] = typer.Option(None, "--consent", help="The consent id the cloned speaker gave (voxa consent add)."),
+    clone_engine: Optional[str] = typer.Option(None, "--clone-engine", help="Cloning engine plugin to use."),
+    clone_model: Optional[Path] = typer.Option(None, "--clone-model", help="Folder with the cloning engine's weights."),
 ):
-    """Synthesize speech from text, sentence by sentence."""
+    """Synthesize speech from text, sentence by sentence. Every output is watermarked and audited."""
     from .. import audio, tts
+    from ..errors import ConsentError
 
     try:
         body = _read_text(text, file)
@@ -101,10 +107,20 @@ def speak(
         opts = _settings(setting)
         if speed is not None:
             opts["speed"] = speed
-        v = tts.load_voice(voice, engine=engine, language=language)
+        if clone_from is not None:
+            from ..tts.clone import load_clone
+
+            v = load_clone(clone_from, consent_id=consent, engine=clone_engine, model_dir=clone_model,
+                           language=language or "en", origin="cli")
+        elif consent or clone_engine or clone_model:
+            raise InputError("--consent, --clone-engine and --clone-model go with --clone-from")
+        else:
+            v = tts.load_voice(voice, engine=engine, language=language)
         chunks = v.stream(body, sample_rate=sample_rate, origin="cli", **opts)
         rate = sample_rate or v.sample_rate
-    except (InputError, ModelError, OutputError) as e:
+    except ConsentError as e:
+        fail(f"refused: {e}", 1)
+    except (InputError, ModelError, OutputError, AudioError) as e:
         fail(str(e))
 
     t0 = time.perf_counter()

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text,
                         create_engine, event)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 metadata = MetaData()
 
@@ -86,12 +87,18 @@ def engine() -> Engine:
     u = url()
     with _lock:
         if u not in _engines:
-            if u.startswith("sqlite:///"):
-                Path(u[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-            eng = create_engine(u)
-            if eng.dialect.name == "sqlite":
-                _sqlite_pragmas(eng)
-            metadata.create_all(eng)
+            try:
+                if u.startswith("sqlite:///"):
+                    Path(u[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+                eng = create_engine(u)
+                if eng.dialect.name == "sqlite":
+                    _sqlite_pragmas(eng)
+                metadata.create_all(eng)
+            except (OSError, SQLAlchemyError) as e:  # no audit, no synthesis: say why, in one line
+                from ..errors import OutputError
+
+                reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+                raise OutputError(f"cannot open the safety database {u} (audit log, consent): {reason}") from None
             _engines[u] = eng
         return _engines[u]
 

@@ -2,7 +2,8 @@
 
 One router per endpoint (in the manner of Speaches): ``transcriptions.py`` (POST
 /v1/audio/transcriptions and /translations), ``speech.py`` (POST /v1/audio/speech), ``models.py``
-(GET /v1/models), ``listen.py`` (WS /v1/listen, live recognition), ``metrics.py`` (GET /metrics), ``page.py`` (GET /, the web page). Errors use OpenAI's JSON shape (``errors.py``) so the official
+(GET /v1/models), ``listen.py`` (WS /v1/listen, live recognition), ``watermark.py`` (POST
+/v1/audio/watermark/detect), ``metrics.py`` (GET /metrics), ``page.py`` (GET /, the web page). Errors use OpenAI's JSON shape (``errors.py``) so the official
 ``openai`` client raises its usual exceptions. Safe defaults (``config.py``): loopback bind,
 a non-loopback bind refused without API keys, Bearer-token auth when keys are set, size limits.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 
 from .. import __version__
+from ..safety.audit import key_id
 from .config import ServerConfig, header_token
 from .errors import install, respond
 
@@ -23,7 +25,7 @@ OPEN_PATHS = {"/health", "/"}  # the page itself asks for the key
 
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:
-    from . import listen, metrics, models, page, speech, transcriptions
+    from . import listen, metrics, models, page, speech, transcriptions, watermark
 
     config = config or ServerConfig()
     app = FastAPI(title="voxa", version=__version__, docs_url=None, redoc_url=None)
@@ -32,9 +34,13 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def auth(request: Request, call_next):
+        token = header_token(request.headers.get("authorization", ""))
         if config.api_keys and request.url.path not in OPEN_PATHS:
-            if not config.accepts(header_token(request.headers.get("authorization", ""))):
+            if not config.accepts(token):
                 return respond(401, "missing or wrong API key: send Authorization: Bearer <key>", "invalid_api_key")
+        # who asked, for the audit log: the key's id (never the key), else the client's address
+        request.state.actor = key_id(token) if config.api_keys and token else \
+            f"client:{request.client.host if request.client else 'unknown'}"
         return await call_next(request)
 
     @app.get("/health")
@@ -47,6 +53,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.include_router(listen.router)
     app.include_router(metrics.router)
     app.include_router(page.router)
+    app.include_router(watermark.router)
     app.state.metrics = metrics.install(app)
     return app
 

@@ -1,6 +1,6 @@
 """Errors in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, so the
 official client raises the matching exception (400 BadRequestError, 401 AuthenticationError,
-404 NotFoundError, 413/422 APIStatusError, 429 RateLimitError)."""
+403 PermissionDeniedError, 404 NotFoundError, 413/422 APIStatusError, 429 RateLimitError)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..errors import AudioError, InputError, ModelError, VoxaError
+from ..errors import AudioError, ConsentError, InputError, ModelError, VoxaError
 
-TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
          413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
          500: "server_error"}
 
@@ -36,6 +36,8 @@ def respond(status: int, message: str, code: str | None = None, param: str | Non
 def status_of(e: VoxaError) -> int:
     """400 for what the request asked wrongly (an unknown model is answered 404 where it is
     looked up, with an APIError); 500 for anything else."""
+    if isinstance(e, ConsentError):
+        return 403
     if isinstance(e, (InputError, AudioError, ModelError)):
         return 400
     return 500

@@ -1,14 +1,17 @@
-"""POST /v1/audio/speech: OpenAI's text-to-speech endpoint, streamed while it is synthesized."""
+"""POST /v1/audio/speech: OpenAI's text-to-speech endpoint, streamed while it is synthesized.
+
+Every response says it is synthetic: ``X-Voxa-Synthetic: true``, the watermark's name and its
+payload (``X-Voxa-Watermark-Payload``, the audit record number), sent before the audio."""
 
 from __future__ import annotations
 
 import time
 from typing import Literal, Optional
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import iterate_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from .. import audio, tts
 from .errors import APIError
@@ -44,7 +47,8 @@ def speech(req: SpeechRequest, request: Request):
     settings = {"speed": req.speed} if req.speed is not None else {}
     # pcm is 24 kHz 16-bit mono, as OpenAI documents it
     rate = 24000 if req.response_format == "pcm" else None
-    chunks = voice.stream(req.input, sample_rate=rate, origin="server", **settings)  # checks input now
+    # checks the input, then opens the synthesis: audited, its watermark payload fixed
+    chunks = voice.stream(req.input, sample_rate=rate, origin="server", actor=request.state.actor, **settings)
     enc = audio.Encoder(req.response_format, rate or voice.sample_rate)
 
     metrics = request.app.state.metrics
@@ -59,4 +63,50 @@ def speech(req: SpeechRequest, request: Request):
         metrics.observe_audio("synthesized", enc.samples / enc.sample_rate, time.perf_counter() - t0)
 
     return StreamingResponse(iterate_in_threadpool(encoded()), media_type=audio.MEDIA_TYPES[req.response_format],
-                             headers={"X-Voxa-Voice": voice.info.id})
+                             headers={"X-Voxa-Voice": voice.info.id} | disclosure(chunks.release))
+
+
+@router.post("/v1/audio/speech/clone")
+async def speech_clone(request: Request, reference: UploadFile = File(...), consent_id: str = Form(""),
+                       input: str = Form(...), response_format: str = Form("wav"),
+                       engine: Optional[str] = Form(None), language: str = Form("en")):
+    """Speak ``input`` in the voice of the ``reference`` upload, under consent ``consent_id``.
+    The same gate as ``voxa speak --clone-from``: a refusal is 403 (and audited); with no cloning
+    engine configured on the server (``VOXA_CLONE_MODEL``), 400 says so."""
+    import os
+
+    from ..errors import ConsentError
+    from ..tts.clone import load_clone
+    from .transcriptions import _read
+
+    if response_format not in audio.MEDIA_TYPES:
+        raise APIError(400, f"response_format must be one of {', '.join(audio.MEDIA_TYPES)}", "invalid_request",
+                       "response_format")
+    if len(input) > request.app.state.config.max_text_chars:
+        raise APIError(413, f"input is {len(input)} characters; the limit is "
+                       f"{request.app.state.config.max_text_chars}", "text_too_long", "input")
+    data = await _read(reference, request.app.state.config.max_upload_mb)
+    try:
+        voice = await run_in_threadpool(lambda: load_clone(
+            data, consent_id=consent_id or None, engine=engine, model_dir=os.environ.get("VOXA_CLONE_MODEL"),
+            language=language, actor=request.state.actor, origin="server"))
+    except ConsentError as e:
+        raise APIError(403, str(e), e.code, "consent_id") from None
+    chunks = voice.stream(input, origin="server", actor=request.state.actor)
+    enc = audio.Encoder(response_format, voice.sample_rate)
+
+    def encoded():
+        for chunk in chunks:
+            if piece := enc.write(chunk.audio):
+                yield piece
+        yield enc.close()
+
+    return StreamingResponse(iterate_in_threadpool(encoded()), media_type=audio.MEDIA_TYPES[response_format],
+                             headers={"X-Voxa-Voice": voice.info.id} | disclosure(chunks.release))
+
+
+def disclosure(release) -> dict:
+    """Headers that say the audio is synthetic and which watermark payload it carries."""
+    from ..safety.watermark import NAME
+
+    return {"X-Voxa-Synthetic": "true", "X-Voxa-Watermark": NAME, "X-Voxa-Watermark-Payload": str(release.payload)}

@@ -38,6 +38,8 @@ MIN_RATE, MAX_RATE = 8000, 48000
 class Voice:
     """One voice of one engine, with its settings: build once, speak many times (thread-safe)."""
 
+    consent_id: str | None = None  # set on a cloned voice: every synthesis is audited with it
+
     def __init__(self, voice: str | None = None, *, engine: str | None = None,
                  language: str | None = None, **settings):
         self.info: VoiceInfo = resolve(voice, engine, language)
@@ -45,6 +47,15 @@ class Voice:
         self.settings = self.engine.check_settings(settings)
         self.engine.load(self.info)
         self.english = self.info.language.lower().startswith("en")
+
+    @classmethod
+    def bound(cls, engine, info: VoiceInfo, *, consent_id: str) -> "Voice":
+        """A voice of an engine outside the registry (a clone, see :mod:`voxa.tts.clone`)."""
+        self = cls.__new__(cls)
+        self.info, self.engine, self.settings = info, engine, {}
+        self.english = info.language.lower().startswith("en")
+        self.consent_id = consent_id
+        return self
 
     def __repr__(self) -> str:
         return f"Voice({self.info.id!r}, {self.settings})"
@@ -54,45 +65,65 @@ class Voice:
         return self.info.sample_rate
 
     def stream(self, text: str, *, sample_rate: int | None = None, origin: str = "api",
-               **settings) -> Iterator[SpeechChunk]:
-        """Yield audio sentence by sentence. Input is checked before anything is synthesized."""
+               actor: str | None = None, **settings) -> "Synthesis":
+        """Audio sentence by sentence. Input is checked first; then the synthesis is opened
+        (audited, its watermark payload fixed: ``.release.payload``) before any audio is made."""
         opts = self.settings | self.engine.check_settings(settings)
         rate = _check_rate(sample_rate) or self.sample_rate
         body = _check_text(text)
-        return self._chunks(body, rate, opts, origin)
+        release = output.Release(engine=self.info.engine, voice=self.info.id, text=body, sample_rate=rate,
+                                 settings=dict(opts), origin=origin, actor=actor, consent_id=self.consent_id)
+        return Synthesis(release, self._chunks(release, body, rate, opts))
 
-    def _chunks(self, body: str, rate: int, opts: dict, origin: str) -> Iterator[SpeechChunk]:
-        release = output.Release(engine=self.info.engine, voice=self.info.id, text=body,
-                                 sample_rate=rate, settings=dict(opts), origin=origin)
+    def _chunks(self, release: output.Release, body: str, rate: int, opts: dict) -> Iterator[SpeechChunk]:
         index = 0
         try:
-            for sentence in sentences(body, self.info.language):
-                spoken = normalize(sentence) if self.english else sentence
-                if not speakable(spoken):
-                    continue
+            todo = [(s, normalize(s) if self.english else s) for s in sentences(body, self.info.language)]
+            todo = [(written, spoken) for written, spoken in todo if speakable(spoken)]
+            for n, (sentence, spoken) in enumerate(todo):
                 # each sentence is resampled whole: chunks join exactly into speak()'s audio
-                pcm = resample(self.engine.synthesize(spoken, self.info, opts), self.sample_rate, rate)
+                pcm = release(resample(self.engine.synthesize(spoken, self.info, opts), self.sample_rate, rate))
+                if n == len(todo) - 1:  # the last sentence also carries what the watermark held back
+                    pcm = np.concatenate([pcm, release.finish()])
                 if pcm.size:
-                    yield SpeechChunk(release(pcm), rate, sentence, index, release.id)
+                    yield SpeechChunk(pcm, rate, sentence, index, release.id)
                     index += 1
         finally:
             release.close()
 
-    def speak(self, text: str, *, sample_rate: int | None = None, origin: str = "api", **settings) -> Speech:
+    def speak(self, text: str, *, sample_rate: int | None = None, origin: str = "api", actor: str | None = None,
+              **settings) -> Speech:
         """The whole text as one clip (the joined stream)."""
         rate = _check_rate(sample_rate) or self.sample_rate
-        parts, sid = [], ""
-        for chunk in self.stream(text, sample_rate=rate, origin=origin, **settings):
-            parts.append(chunk.audio)
-            sid = chunk.id
+        synthesis = self.stream(text, sample_rate=rate, origin=origin, actor=actor, **settings)
+        parts = [chunk.audio for chunk in synthesis]
         audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        return Speech(audio, rate, self.info.id, sid)
+        return Speech(audio, rate, self.info.id, synthesis.release.id, synthesis.release.payload)
 
     async def aspeak(self, text: str, **kw) -> Speech:
         return await asyncio.to_thread(self.speak, text, **kw)
 
     def astream(self, text: str, **kw) -> "SpeechStream":
         return SpeechStream(self.stream(text, **kw))
+
+
+class Synthesis:
+    """The chunks of one synthesis (an iterator), with its :class:`voxa.output.Release`:
+    ``.release.payload`` is the watermark payload and audit record number, known before the
+    first chunk (the server sends it as a header)."""
+
+    def __init__(self, release: output.Release, chunks: Iterator[SpeechChunk]):
+        self.release, self._chunks = release, chunks
+
+    def __iter__(self) -> Iterator[SpeechChunk]:
+        return self
+
+    def __next__(self) -> SpeechChunk:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self._chunks.close()
+        self.release.close()
 
 
 class SpeechStream:
@@ -142,6 +173,8 @@ def _check_rate(rate) -> int | None:
         return None
     if not isinstance(rate, (int, np.integer)) or not MIN_RATE <= rate <= MAX_RATE:
         raise InputError(f"sample rate must be an integer from {MIN_RATE} to {MAX_RATE} Hz, not {rate!r}")
+    if rate % 50:
+        raise InputError(f"sample rate must be a multiple of 50 Hz (the watermark's 20 ms frames), not {rate}")
     return int(rate)
 
 

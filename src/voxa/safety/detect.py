@@ -1,0 +1,44 @@
+"""Reading a watermark back: is this audio voxa's, and which synthesis made it?
+
+``detect(source)`` decodes any audio (a path, bytes, a file object or a 16 kHz array), looks
+for voxa's mark (:mod:`voxa.safety.watermark`) and, when one is found, fetches the audit
+record its payload points to. ``voxa watermark detect FILE`` and
+``POST /v1/audio/watermark/detect`` are shells over it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .. import audio as audio_io
+from . import audit, watermark
+
+BLOCK_S = watermark.T * 3 * watermark.HOP_S  # one whole payload block (4.32 s)
+
+
+@dataclass
+class Detection:
+    present: bool
+    confidence: float  # z-score of the decoded pattern; the sync threshold is 4
+    payload: int | None
+    duration: float
+    watermark: str = watermark.NAME
+    record: dict | None = None  # the audit record the payload points to (None: not in this log)
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def detect(source) -> Detection:
+    pcm = audio_io.decode(source)
+    duration = round(pcm.size / audio_io.SAMPLE_RATE, 3)
+    r = watermark.detect(pcm, audio_io.SAMPLE_RATE)
+    if not r.present:
+        note = (f"too short to tell: a mark needs at least {BLOCK_S:.2f} s of speech (about 10 s for a "
+                "reliable read)" if duration < BLOCK_S else None)
+        return Detection(False, round(float(r.confidence), 2), None, duration, note=note)
+    rec = audit.find(r.payload)
+    note = None if rec else "the payload is not in this audit log (made by another voxa installation?)"
+    return Detection(True, round(float(r.confidence), 2), r.payload, duration,
+                     record=rec.to_dict() if rec else None, note=note)
