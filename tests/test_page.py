@@ -46,7 +46,8 @@ def test_speak_button_plays_synthesized_audio(page):
     page.fill("#text", "Hello from the browser test.")
     page.click("#speak")
     page.wait_for_function("document.getElementById('speakStatus').textContent.startsWith('voice')", timeout=30000)
-    assert "hibari:heart" in page.text_content("#speakStatus")
+    status = page.text_content("#speakStatus")
+    assert "hibari:heart" in status and "watermark payload" in status and "null" not in status
     assert page.eval_on_selector("#player", "el => el.src").startswith("blob:")
 
 
