@@ -149,3 +149,20 @@ def test_only_voxa_tts_calls_an_engine():
 
     r = Release(engine="hibari", voice="hibari:heart", text="x", sample_rate=24000)
     assert audit.find(r.payload).detail and r.payload > 0  # opening a release is auditing it
+
+
+def test_audioseal_without_its_weights_is_a_clear_error(monkeypatch, tmp_path):
+    """AudioSeal is an opt-in engine whose weights voxa never downloads: choosing it without them
+    fails before anything is logged or synthesized, and says what to provide."""
+    before = audit.verify().records
+    monkeypatch.setenv("VOXA_WATERMARK", "audioseal")
+    monkeypatch.setenv("VOXA_AUDIOSEAL_DIR", str(tmp_path))
+    with pytest.raises(voxa.errors.ModelError, match="generator.pth and detector.pth"):
+        voxa.speak("Marked or not at all.")
+    (tmp_path / "a.wav").write_bytes(voxa.audio.encode(np.zeros(16000, np.float32), 16000))
+    rc, _, err = voxa_cli("watermark", "detect", tmp_path / "a.wav")
+    assert rc == 2 and "VOXA_AUDIOSEAL_DIR" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("VOXA_WATERMARK", "nonsense")
+    with pytest.raises(voxa.errors.ModelError, match="choose voxa or audioseal"):
+        voxa.speak("Marked or not at all.")
+    assert audit.verify().records == before

@@ -74,17 +74,18 @@ class Release:
     payload: int = field(init=False)  # the watermark payload: the audit record's number
 
     def __post_init__(self):
-        from .safety import audit, watermark
+        from .safety import audit, marks, watermark
 
         if not watermark.rate_ok(self.sample_rate):
             raise InputError(f"sample rate {self.sample_rate} Hz: synthetic audio is watermarked in 20 ms "
                              "frames, so the rate must be a multiple of 50 Hz (16000, 22050, 24000, 48000...)")
+        label = marks.prepare()  # an unusable watermark fails here, before anything is logged
         record = audit.append("synthesis", actor=self.actor, origin=self.origin, engine=self.engine,
                               voice=self.voice, text=self.text, marked=True, consent_id=self.consent_id,
                               detail={"id": self.id, "sample_rate": self.sample_rate, "settings": self.settings,
-                                      "watermark": watermark.NAME})
+                                      "watermark": label})
         self.payload = record.payload
-        self._marker = watermark.Embedder(self.sample_rate, self.payload)
+        self._marker = marks.embedder(self.sample_rate, self.payload)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         if self.closed:

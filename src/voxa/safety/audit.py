@@ -124,10 +124,13 @@ def records(*, since: int = 0, limit: int | None = None, event: str | None = Non
             yield Record(**row._asdict())
 
 
-def find(payload: int) -> Record | None:
-    """The synthesis record a watermark payload points to."""
+def find(payload: int, *, bits: int = 32) -> Record | None:
+    """The synthesis record a watermark payload points to. A mark with fewer ``bits`` than the
+    record numbers (AudioSeal's 16) matches the latest record with the same low bits."""
+    c = store.audit_table.c
+    cond = c.payload == payload if bits >= 32 else (c.payload % (1 << bits)) == payload
     with store.engine().connect() as conn:
-        row = conn.execute(select(store.audit_table).where(store.audit_table.c.payload == payload)).first()
+        row = conn.execute(select(store.audit_table).where(cond).order_by(c.seq.desc()).limit(1)).first()
     return Record(**row._asdict()) if row else None
 
 

@@ -3,7 +3,8 @@
 ``detect(source)`` decodes any audio (a path, bytes, a file object or a 16 kHz array), looks
 for voxa's mark (:mod:`voxa.safety.watermark`) and, when one is found, fetches the audit
 record its payload points to. ``voxa watermark detect FILE`` and
-``POST /v1/audio/watermark/detect`` are shells over it.
+``POST /v1/audio/watermark/detect`` are shells over it. With AudioSeal (16-bit payloads) the
+record is the latest whose number matches in its low 16 bits.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .. import audio as audio_io
-from . import audit, watermark
+from . import audit, marks, watermark
 
 BLOCK_S = watermark.T * 3 * watermark.HOP_S  # one whole payload block (4.32 s)
 
@@ -31,14 +32,17 @@ class Detection:
 
 
 def detect(source) -> Detection:
+    """Decode ``source``, look for the configured watermark (``VOXA_WATERMARK``), and fetch the
+    audit record its payload points to."""
     pcm = audio_io.decode(source)
     duration = round(pcm.size / audio_io.SAMPLE_RATE, 3)
-    r = watermark.detect(pcm, audio_io.SAMPLE_RATE)
+    name = marks.prepare()
+    r = marks.detect(pcm)
     if not r.present:
         note = (f"too short to tell: a mark needs at least {BLOCK_S:.2f} s of speech (about 10 s for a "
-                "reliable read)" if duration < BLOCK_S else None)
-        return Detection(False, round(float(r.confidence), 2), None, duration, note=note)
-    rec = audit.find(r.payload)
+                "reliable read)" if name == watermark.NAME and duration < BLOCK_S else None)
+        return Detection(False, round(r.confidence, 2), None, duration, name, note=note)
+    rec = audit.find(r.payload, bits=r.bits)
     note = None if rec else "the payload is not in this audit log (made by another voxa installation?)"
-    return Detection(True, round(float(r.confidence), 2), r.payload, duration,
+    return Detection(True, round(r.confidence, 2), r.payload, duration, name,
                      record=rec.to_dict() if rec else None, note=note)
