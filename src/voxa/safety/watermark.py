@@ -5,9 +5,9 @@ payload is the synthesis's audit record number, so a detected mark leads to who 
 audio, when, with which voice and text hash. Chosen by measurement (``benchmarks/watermark.py``)
 over the packages that run offline here: perth marks presence only, aware took 71 s to embed
 5 s, and AudioSeal's weights come from a model hub (see ``voxa.safety.marks`` for using it
-with local weights). Limits, honestly: about 10 s of speech are needed for a reliable read
-(one block is 4.32 s); silence carries no mark; Opus at 32 kb/s and white noise at 20 dB SNR
-defeat it on short clips (see the benchmark table).
+with local weights). Limits, honestly: one block is 4.32 s, so a clip under that
+cannot be read; about 10 s are needed under compression or noise (Opus at 32 kb/s, white noise
+at 20 dB SNR); silence carries no mark (see the benchmark table).
 
 Design (spread-transform dither modulation on log energy ratios, informed embedding)
 ------------------------------------------------------------------------------------
@@ -16,26 +16,31 @@ Design (spread-transform dither modulation on log energy ratios, informed embedd
   apart at every rate.  Three frames form a 60 ms *slot*; the slot's centre 40 ms
   segment depends only on its own three frames, so the embedder can compute exactly
   what the detector will measure there.
-* Symbols: the 124 bins 300..3400 Hz (survive 8 kHz resampling, MP3, Opus) are cut in
-  200 Hz groups (CELT-band sized, so Opus keeps their energies) and dealt (keyed) to M symbols per slot, each with keyed +/- signs.
-  Feature of a symbol: S = log(sum E of its + groups) - log(sum E of its - groups),
-  E = Hann power spectrum of the slot centre.  S is gain invariant, dominated by the
-  strong bins (robust to noise and codecs) and needs no host model.
+* Symbols: the bins 200..3600 Hz are cut at the Opus CELT band edges (200 Hz bands up
+  to 1.6 kHz, then 400 Hz) and the 12 bands are dealt (keyed) to M=3 symbols per slot,
+  each band with a keyed +/- sign.  Feature of a symbol:
+  S = log(sum E of its + bands) - log(sum E of its - bands), E = Hann power spectrum
+  of the slot centre.  S is gain invariant and dominated by the strong bins.
 * Embedding (STDM/QIM): S is moved to the nearest point of the lattice
   DELTA*(Z + bit/2) + dither (keyed dither per symbol) by scaling its + bins by
-  exp(+d) and - bins by exp(-d) over the three frames of the slot (2 secant
-  refinements make the realised S hit the target).  Host interference is cancelled:
-  only the attack noise on S matters.  The change is multiplicative, so it scales
-  with the signal; digital silence carries no mark.
-* Block: T slots x M symbols = sync symbols + 108 coded bits: 32 payload bits +
-  CRC-16 -> rate-1/2 K=7 convolutional code (133/171, terminated), keyed interleave.
-  The block repeats forever; the embedder is streaming (holds back <= 80 ms).
-* Detection: resample to 8 kHz, Hann frames every 2.5 ms, S for every frame, phasors
-  U = exp(2 pi i S / DELTA) (energy-gated), folded modulo the block (soft-combines
-  all repetitions, linear in U), circularly correlated with the dithered sync
-  template for all 24 sub-slot phases x T slot offsets.  Top candidates are Viterbi
-  decoded; a payload is accepted only if the sync z-score >= Z_SYNC and CRC-16 holds.
-  False accept per excerpt <= P(max of 24*T null z >= Z_SYNC) * N_CAND * 2^-16.
+  exp(+d) and - bins by exp(-d) over the three frames of the slot (secant
+  refinements make the realised S hit the target).  Host interference is cancelled.
+  Distortion budget: the running output SNR (signal / (y-x) energy, all slots so far)
+  is kept >= SNR_DB; a slot that would break it is embedded with scaled-down d.  So
+  every clip has SNR >= ~25 dB whatever its length, and DELTA can be larger.
+* Block: T=72 slots x 3 symbols = 216 = 54 sync symbols + 162 coded bits: 32 payload
+  bits + CRC-16 -> rate-1/3 K=7 convolutional code (133/165/171, terminated), keyed
+  interleave.  The block (4.32 s) repeats; the embedder is streaming (holds back <= 80 ms).
+* Detection: resample to 8 kHz, Hann frames every 2.5 ms; band energies minus SUB x
+  their noise floor (10th percentile over time, removes the bias additive noise puts
+  on S), S per frame, phasors U = exp(2 pi i S / DELTA) weighted by the noise-floor SNR,
+  folded modulo the block (soft-combines all repetitions), circularly correlated with
+  the dithered sync template for all 24 sub-slot phases x T slot offsets.  Top
+  candidates are Viterbi decoded, first plainly, then with slots weighted by their
+  local (+-REGION slots) sync evidence (helps when the mark covers only part of the
+  excerpt, e.g. spliced between clean speech).  A payload is accepted only if the
+  sync z-score >= Z_SYNC and CRC-16 holds.
+  False accept per excerpt <= P(max of 24*T null z >= Z_SYNC) * N_CAND * 2 * 2^-16.
 """
 from __future__ import annotations
 
@@ -47,41 +52,47 @@ NAME = "voxa-stdm-1"  # recorded in the audit log with every synthesis
 
 KEY = 0x766F7861                # 'voxa'
 HOP_S = 0.02                    # hop; slot = 3 hops
-BIN_LO, BIN_HI, GROUP = 12, 136, 8   # 25 Hz bins 300..3375 Hz, 200 Hz groups
-M = 2                           # symbols per slot
+EDGES = [200, 400, 600, 800, 1000, 1200, 1400, 1600, 2000, 2400, 2800, 3200, 3600]  # CELT band edges (Hz)
+M = 3                           # symbols per slot
 T = 72                          # slots per block (4.32 s)
-DELTA = 0.8                     # lattice step of S (nepers of energy ratio)
-K_CONV, G_CONV = 7, (0o133, 0o171)
+REP = 1                         # each coded bit is carried by REP symbols
+DELTA = 1.2                     # lattice step of S (nepers of energy ratio)
+ALPHA = 1.0                     # distortion compensation (fraction of the move to the lattice point)
+SNR_DB, SLOT_DB = 24.9, 0.0      # running SNR floor of the output (<=0: off); per-slot SNR floor
+SUB = 5.0                       # detector: noise-floor subtraction (x floor percentile)
+K_CONV, G_CONV = 7, (0o133, 0o165, 0o171)   # rate 1/3
 N_INFO = 48                     # 32 payload + 16 CRC
-N_CODED = 2 * (N_INFO + K_CONV - 1)
 Z_SYNC, N_CAND = 4.0, 3
+REGION = 12                     # detector: half-width (slots) of the local sync evidence window (0: off)
 DET_SR = 8000
 GATE_DB = 45.0                  # detector ignores frames this far below the loudest
 FLOOR_PCT, SNR_HALF = 10, 30.0  # noise-floor percentile; symbol SNR giving weight 1/2
 
 
 def _setup():
-    global SGN, DITH, ROLE, SYNC_MASK, N_SYNC
+    global SGN, DITH, ROLE, SYNC_MASK, N_SYNC, BIN_HI, N_CODED, _OUT
+    N_CODED = len(G_CONV) * (N_INFO + K_CONV - 1)
+    _OUT = np.array([[[_parity(((p << 1) | b) & g) for p in range(_NS)] for b in (0, 1)]
+                     for g in G_CONV])                  # [gen, bit, prev state]
     rng = np.random.default_rng(KEY)
-    ng = (BIN_HI - BIN_LO) // GROUP
+    eb = [e // 25 for e in EDGES]
+    ng, BIN_HI = len(eb) - 1, eb[-1]
     owner = rng.permutation(np.arange(ng) % M)          # group -> symbol
     SGN = np.zeros((M, BIN_HI))                         # +1 / -1 / 0 per bin
     for m in range(M):
         gs = np.flatnonzero(owner == m)
         s = rng.permutation(np.arange(len(gs)) % 2) * 2 - 1.0
         for g, sg in zip(gs, s):
-            SGN[m, BIN_LO + g * GROUP: BIN_LO + (g + 1) * GROUP] = sg
+            SGN[m, eb[g]:eb[g + 1]] = sg
     DITH = rng.uniform(0, DELTA, size=(T, M))
-    N_SYNC = T * M - N_CODED
+    N_SYNC = T * M - N_CODED * REP
     perm = rng.permutation(T * M)
     role = np.empty(T * M, dtype=np.int64)              # -1 sync, else coded bit index
     role[perm[:N_SYNC]] = -1
-    role[perm[N_SYNC:]] = np.arange(N_CODED)
+    role[perm[N_SYNC:]] = np.arange(N_CODED * REP) % N_CODED
     ROLE = role.reshape(T, M)
     SYNC_MASK = (ROLE < 0).astype(np.float64)
 
-
-_setup()
 
 
 def rate_ok(sample_rate: int) -> bool:
@@ -103,6 +114,10 @@ def _parity(v):
     return bin(v).count("1") & 1
 
 
+_NS = 1 << (K_CONV - 1)
+_setup()
+
+
 def _conv_encode(bits):
     state, out = 0, []
     for b in list(bits) + [0] * (K_CONV - 1):
@@ -111,9 +126,6 @@ def _conv_encode(bits):
     return np.array(out, dtype=np.int64)
 
 
-_NS = 1 << (K_CONV - 1)
-_OUT = np.array([[[_parity(((p << 1) | b) & g) for p in range(_NS)] for b in (0, 1)]
-                 for g in G_CONV])                      # [gen, bit, prev state]
 
 
 def _viterbi(soft):
@@ -124,12 +136,13 @@ def _viterbi(soft):
     sg = 1 - 2 * _OUT
     metric = np.full(_NS, -1e18)
     metric[0] = 0.0
-    n = len(soft) // 2
+    ng = len(G_CONV)
+    n = len(soft) // ng
     back = np.zeros((n, _NS), dtype=np.int64)
     for i in range(n):
-        r0, r1 = soft[2 * i], soft[2 * i + 1]
-        m0 = metric[p0] + r0 * sg[0, b_in, p0] + r1 * sg[1, b_in, p0]
-        m1 = metric[p1] + r0 * sg[0, b_in, p1] + r1 * sg[1, b_in, p1]
+        r = soft[ng * i: ng * i + ng]
+        m0 = metric[p0] + r @ sg[:, b_in, p0]
+        m1 = metric[p1] + r @ sg[:, b_in, p1]
         c1 = m1 > m0
         metric = np.where(c1, m1, m0)
         back[i] = np.where(c1, p1, p0)
@@ -169,21 +182,27 @@ class Embedder:
         self.buf = np.zeros(self.H)          # stream position -H (zero pre-pad)
         self.ola = np.zeros(self.H)
         self.slot = 0
+        self.ex = self.ed = 0.0              # running signal / distortion energy
         self.n_in = self.n_out = 0           # n_out counts the pre-pad too
 
     def _S(self, c):
-        P = np.abs(np.fft.rfft(c * self.hw)) ** 2
-        return (np.log((self.sgn > 0) @ P + 1e-30) - np.log((self.sgn < 0) @ P + 1e-30))
+        P = np.abs(np.fft.rfft(c * self.hw))[:BIN_HI] ** 2
+        return np.log((SGN > 0) @ P + 1e-30) - np.log((SGN < 0) @ P + 1e-30)
 
     def _process_slot(self):
         H = self.H
         X = [np.fft.rfft(self.buf[i * H:i * H + self.N] * self.sw) for i in range(3)]
+        P3 = sum(np.abs(Xi) ** 2 for Xi in X)
+        ex = P3.sum()
         t = self.slot % T
 
         def synth(d):
             g = np.exp(d @ self.sgn)
             y = [np.fft.irfft(Xi * g, self.N) * self.sw for Xi in X]
             return y, np.concatenate([y[0][H:] + y[1][:H], y[1][H:] + y[2][:H]])
+
+        def dist(d):
+            return P3 @ (np.exp(d @ self.sgn) - 1) ** 2
 
         d = np.zeros(M)
         y, c = synth(d)
@@ -192,6 +211,7 @@ class Embedder:
             # nearest lattice point of the bit's coset: DELTA*(k + bit/2) + dither
             off = DITH[t] + DELTA * self.bits[t] / 2
             target = off + DELTA * np.round((s0 - off) / DELTA)
+            target = s0 + ALPHA * (target - s0)
             slope = np.full(M, 4.0)
             s_prev, d_prev = s0, d.copy()
             for _ in range(3):
@@ -203,6 +223,18 @@ class Embedder:
                 ok = np.abs(dd) > 1e-6
                 slope[ok] = np.clip((s - s_prev)[ok] / dd[ok], 1.0, 6.0)
                 s_prev, d_prev = s, d.copy()
+            # distortion budget: running output SNR >= SNR_DB and slot SNR >= SLOT_DB
+            allow = ex * 10 ** (-SLOT_DB / 10) if SLOT_DB > 0 else np.inf
+            if SNR_DB > 0:
+                allow = min(allow, max(0.0, (self.ex + ex) * 10 ** (-SNR_DB / 10) - self.ed))
+            for _ in range(3):
+                e = dist(d)
+                if e <= allow * 1.001:
+                    break
+                d = d * np.sqrt(allow / e)
+            y, c = synth(d)
+        self.ex += ex
+        self.ed += dist(d)
         out = np.concatenate([self.ola + y[0][:H], y[0][H:] + y[1][:H], y[1][H:] + y[2][:H]])
         self.ola = y[2][H:]
         self.buf = self.buf[3 * H:]
@@ -263,14 +295,17 @@ def _phasors(pcm, sample_rate):
     idx = np.arange(N)[None, :] + Q * np.arange(nfr)[:, None]
     P = np.abs(np.fft.rfft(x[idx] * _hann(N), axis=1))[:, :BIN_HI] ** 2
     Sp, Sm = P @ (SGN > 0).T, P @ (SGN < 0).T
-    e = P[:, BIN_LO:].sum(axis=1)
+    e = P[:, EDGES[0] // 25:].sum(axis=1)
     gate = (e > e.max() * 10 ** (-GATE_DB / 10))[:, None] & (Sp > 0) & (Sm > 0)
     # reliability: per-symbol SNR against a noise floor (low percentile over time)
     nf = np.percentile(P, FLOOR_PCT, axis=0) + 1e-20
-    snr = np.minimum(Sp / (nf @ (SGN > 0).T), Sm / (nf @ (SGN < 0).T))
-    w = gate * snr / (snr + SNR_HALF)
+    Np, Nm = nf @ (SGN > 0).T, nf @ (SGN < 0).T
+    Sp, Sm = np.maximum(Sp - SUB * Np, 1e-6 * Sp), np.maximum(Sm - SUB * Nm, 1e-6 * Sm)  # remove noise bias
+    snr = np.minimum(Sp / Np, Sm / Nm)
     S = np.log(Sp + 1e-30) - np.log(Sm + 1e-30)
-    return np.exp(2j * np.pi * S / DELTA) * w, w
+    w = gate * snr / (snr + SNR_HALF)
+    U = np.exp(2j * np.pi * S / DELTA) * w
+    return U, w
 
 
 def detect(pcm, sample_rate):
@@ -300,16 +335,28 @@ def detect(pcm, sample_rate):
         r, o = divmod(int(j), T)
         z = float(Z[j])
         A = np.real(np.roll(folds[r], -o, axis=0) * ref)        # aligned soft values
-        soft = np.bincount(ROLE[ROLE >= 0], weights=A[ROLE >= 0], minlength=N_CODED)
-        bits = _viterbi(soft)
-        if best is None:
-            best = (z, r, o, soft, bits[:32])
+        for k in range(2 if REGION else 1):
+            if k == 1:  # second try: weight slots by local sync evidence (splices, partial marks)
+                Ur, wr = U[r::24], w[r::24]
+                t = (np.arange(len(Ur)) - o) % T
+                a = np.real(Ur * ref[t])
+                box = np.ones(2 * REGION + 1)
+                lz = np.convolve((a * SYNC_MASK[t]).sum(1), box, 'same') / np.sqrt(
+                    np.convolve((wr ** 2 * SYNC_MASK[t]).sum(1), box, 'same') / 2 + 1e-9)
+                A = np.zeros((T, M))
+                np.add.at(A, t, a * np.clip(lz / 2, 0, 1)[:, None])
+            soft = np.bincount(ROLE[ROLE >= 0], weights=A[ROLE >= 0], minlength=N_CODED)
+            bits = _viterbi(soft)
+            if best is None:
+                best = (z, r, o, soft, bits[:32])
+            if z < Z_SYNC:
+                break
+            if crc16(bits[:32]) == bits[32:48]:
+                val = int("".join(map(str, bits[:32])), 2)
+                sym = 1.0 - 2.0 * _block_bits(val)
+                zf = float(np.sum(A * sym) / np.sqrt(max(V[r].sum() / 2, 1e-9)))
+                return Result(True, zf, val, z, ((o * 24 - r) * HOP_S / 8) % (T * 3 * HOP_S), soft, bits[:32])
         if z < Z_SYNC:
             break
-        if crc16(bits[:32]) == bits[32:48]:
-            val = int("".join(map(str, bits[:32])), 2)
-            sym = 1.0 - 2.0 * _block_bits(val)
-            zf = float(np.sum(A * sym) / np.sqrt(max(V[r].sum() / 2, 1e-9)))
-            return Result(True, zf, val, z, ((o * 24 - r) * HOP_S / 8) % (T * 3 * HOP_S), soft, bits[:32])
     z, r, o, soft, bits = best
     return Result(False, z, None, z, ((o * 24 - r) * HOP_S / 8) % (T * 3 * HOP_S), soft, bits)
