@@ -77,7 +77,7 @@ async def speech_clone(request: Request, reference: UploadFile = File(...), cons
 
     from ..errors import ConsentError
     from ..tts.clone import load_clone
-    from .transcriptions import _read
+    from .transcriptions import read_audio
 
     if response_format not in audio.MEDIA_TYPES:
         raise APIError(400, f"response_format must be one of {', '.join(audio.MEDIA_TYPES)}", "invalid_request",
@@ -85,7 +85,7 @@ async def speech_clone(request: Request, reference: UploadFile = File(...), cons
     if len(input) > request.app.state.config.max_text_chars:
         raise APIError(413, f"input is {len(input)} characters; the limit is "
                        f"{request.app.state.config.max_text_chars}", "text_too_long", "input")
-    data = await _read(reference, request.app.state.config.max_upload_mb)
+    data = await read_audio(reference, request.app.state.config, "reference")
     try:
         voice = await run_in_threadpool(lambda: load_clone(
             data, consent_id=consent_id or None, engine=engine, model_dir=os.environ.get("VOXA_CLONE_MODEL"),

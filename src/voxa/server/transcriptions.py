@@ -33,17 +33,27 @@ MODEL_ALIASES = {"whisper-1": None, "gpt-4o-transcribe": None, "gpt-4o-mini-tran
 _locks: dict[str, threading.Lock] = {}
 
 
-async def _read(upload: UploadFile, limit_mb: float) -> bytes:
+async def _read(upload: UploadFile, limit_mb: float, param: str = "file") -> bytes:
     limit = int(limit_mb * 1024 * 1024)
     parts, size = [], 0
     while chunk := await upload.read(1 << 20):
         size += len(chunk)
         if size > limit:
-            raise APIError(413, f"file is larger than the {limit_mb:g} MB upload limit", "file_too_large", "file")
+            raise APIError(413, f"{param} is larger than the {limit_mb:g} MB upload limit", "file_too_large", param)
         parts.append(chunk)
     if not size:
-        raise APIError(400, "file is empty", "invalid_audio", "file")
+        raise APIError(400, f"{param} is empty", "invalid_audio", param)
     return b"".join(parts)
+
+
+async def read_audio(upload: UploadFile, config, param: str = "file") -> bytes:
+    """An uploaded audio file's bytes, within the size limit and (by its header) the duration limit."""
+    data = await _read(upload, config.max_upload_mb, param)
+    declared = await run_in_threadpool(probe_duration, data)
+    if declared is not None and declared > config.max_audio_s:
+        raise APIError(413, f"audio is {declared:.0f} s long; the limit is {config.max_audio_s:g} s per request",
+                       "audio_too_long", param)
+    return data
 
 
 def _engine(model: str):
@@ -100,12 +110,7 @@ async def _handle(request: Request, task: str, file: UploadFile, model: str, lan
         raise APIError(400, f"timestamp_granularities must be word or segment, not {bad[0]!r}",
                        "invalid_request", "timestamp_granularities[]")
     words = "word" in granularities
-    config = request.app.state.config
-    data = await _read(file, config.max_upload_mb)
-    declared = await run_in_threadpool(probe_duration, data)
-    if declared is not None and declared > config.max_audio_s:
-        raise APIError(413, f"audio is {declared:.0f} s long; the limit is {config.max_audio_s:g} s per request",
-                       "audio_too_long", "file")
+    data = await read_audio(file, request.app.state.config)
     engine = _engine(model)
     opts = dict(task=task, language=language or None, initial_prompt=prompt or None, word_timestamps=words)
     if temperature > 0:
