@@ -58,6 +58,8 @@ def test_inputs_from_folders_globs_and_manifests(tmp_path):
     (tmp_path / "m.jsonl").write_text(json.dumps({"path": "x/talk.wav"}) + "\n" + json.dumps({"path": "y/talk.wav"}) + "\n")
     for m in ("m.txt", "m.csv", "m.jsonl"):
         assert [p.name for p, _ in expand(str(tmp_path / m))] == ["talk.wav", "talk.wav"], m
+    (tmp_path / "y" / "again.wav").symlink_to(tmp_path / "x" / "talk.wav")  # a link is an input of its own
+    assert [s for _, s in expand(str(tmp_path / "y"))] == ["again", "talk"]
     for bad, msg in ((tmp_path / "nothing-here", "no such folder"), ("https://example.com/a.wav", "only local files")):
         if isinstance(bad, str):
             (tmp_path / "u.txt").write_text(bad + "\n")

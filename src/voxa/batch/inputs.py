@@ -66,7 +66,7 @@ def expand(source: str) -> list[tuple[Path, str]]:
     p = Path(source).expanduser()
     if p.is_dir():
         files = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO and not f.name.startswith(".")]
-        root = p.resolve()
+        root = Path(os.path.abspath(p))
     elif p.is_file() and p.suffix.lower() in MANIFESTS:
         files = _manifest(p)
         root = None
@@ -77,7 +77,7 @@ def expand(source: str) -> list[tuple[Path, str]]:
         if not files:
             raise InputError(f"{source}: no such folder, manifest or file, and no files match it")
         root = None
-    files = sorted({f.resolve() for f in files})
+    files = sorted({Path(os.path.abspath(f)) for f in files})  # links stay inputs of their own
     if not files:
         raise InputError(f"{source}: no audio files found")
     missing = [f for f in files if not f.is_file()]
