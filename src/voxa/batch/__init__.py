@@ -29,6 +29,7 @@ from .pool import LocalPool, RayPool, WorkerLost
 from .store import JobStore
 
 __all__ = ["run", "status", "Progress"]
+DEFAULT_MAX_WORKERS = 4  # each holds a model (whisper-base: up to ~1 GB while decoding)
 
 
 @dataclass
@@ -59,11 +60,14 @@ def _clean_partial(out: Path) -> int:
 
 def run(source: str, out, *, model: str | None = None, formats_: list[str] | None = None, language=None,
         task: str = "transcribe", word_timestamps: bool = False, diarize: bool = False, speakers: dict | None = None,
-        workers: int = 1, threads: int = 0, group_size: int = 8, max_attempts: int = 3, ray: str | None = None,
+        workers: int | None = None, threads: int = 0, group_size: int = 8, max_attempts: int = 3, ray: str | None = None,
         db: str | None = None, on_progress: Callable[[Progress], None] | None = None) -> dict:
     """Transcribe every input of ``source`` into ``out``; returns the store's summary."""
     out = formats.check_dir(out)
     names = formats_ or ["txt"]
+    # One single-threaded model per core: CTranslate2 gains little from a second thread (whisper-base
+    # here: 20.7x real time on 1 thread, 22.4x on 2) but two processes give 39.1x (benchmarks/batch.py).
+    workers = workers or min(os.cpu_count() or 1, DEFAULT_MAX_WORKERS)
     if workers < 1 or group_size < 1 or max_attempts < 1:
         raise InputError("workers, group size and attempts must be at least 1")
     threads = threads or max(1, (os.cpu_count() or 1) // workers)

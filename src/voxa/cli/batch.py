@@ -27,7 +27,8 @@ def batch(
     min_speakers: Optional[int] = SPEAKERS_HELP["min_speakers"],
     max_speakers: Optional[int] = SPEAKERS_HELP["max_speakers"],
     fmt: str = typer.Option("txt", "-f", "--format", help="txt, srt, vtt, json, tsv, or all (comma-separated)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (or Ray actors), one model each."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (or Ray actors), one "
+                                          "model and one core each (default: the cores, at most 4)."),
     group_size: int = typer.Option(8, "--group-size", min=1, help="Files decoded together by one worker (fixed "
                                    "when the batch is created)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Run on Ray: auto (a local instance on 127.0.0.1) or a "
