@@ -133,3 +133,18 @@ def test_ray_path_gives_the_local_results(corpus, clean_run, tmp_path):
     # split: one thread per worker (CTranslate2's results can differ with its thread count)
     assert rc == 1 and "24 of 25 done" in stdout, err
     assert _outputs(out) == _outputs(clean_run[0])
+
+
+def test_diarized_batch_writes_speakers_and_rttm(eval_dir, tmp_path, tiny):
+    pytest.importorskip("resemblyzer", reason="the diarize extra is not installed")
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(eval_dir / "pyannote-audio/ami-debug/trn03.wav", src)
+    rc, stdout, err = voxa_cli("batch", src, "--out", tmp_path / "out", "-m", "tiny.en", "--diarize",
+                               "--max-speakers", "3", "-f", "srt", "-q")
+    assert rc == 0, err
+    assert "[SPEAKER_0" in (tmp_path / "out" / "trn03.srt").read_text()
+    rows = (tmp_path / "out" / "trn03.rttm").read_text().splitlines()
+    assert rows and all(r.startswith("SPEAKER trn03 1 ") for r in rows)
+    rc, _, err = voxa_cli("batch", src, "--out", tmp_path / "o2", "--num-speakers", "2")
+    assert rc == 2 and "need --diarize" in err

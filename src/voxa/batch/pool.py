@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
 
 from . import work
 
@@ -18,6 +19,11 @@ from . import work
 class LocalPool:
     def __init__(self, workers: int, model: str | None, threads: int):
         self.workers, self.model, self.threads = workers, model, threads
+        # Workers inherit OMP_NUM_THREADS = their thread count, as Ray sets it for its actors:
+        # CTranslate2's results differ slightly with it, and a batch should give the same
+        # transcripts on either executor. It must be set before a worker imports CTranslate2.
+        self._omp = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = str(threads)
         self._pool = self._make()
 
     def _make(self):
@@ -41,6 +47,10 @@ class LocalPool:
 
     def close(self):
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = self._omp
 
 
 class WorkerLost(Exception):
