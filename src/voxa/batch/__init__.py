@@ -66,7 +66,7 @@ def run(source: str, out, *, model: str | None = None, formats_: list[str] | Non
     out = formats.check_dir(out)
     names = formats_ or ["txt"]
     # One single-threaded model per core: CTranslate2 gains little from a second thread (whisper-base
-    # here: 20.7x real time on 1 thread, 22.4x on 2) but two processes give 39.1x (benchmarks/batch.py).
+    # here: 20.9x real time on 1 thread, 21.8x on 2) but two processes give 38.6x (benchmarks/batch.py).
     workers = workers or min(os.cpu_count() or 1, DEFAULT_MAX_WORKERS)
     if workers < 1 or group_size < 1 or max_attempts < 1:
         raise InputError("workers, group size and attempts must be at least 1")
@@ -79,8 +79,10 @@ def run(source: str, out, *, model: str | None = None, formats_: list[str] | Non
     settings = {"model": model, "formats": sorted(names), "options": options, "speakers": speakers,
                 "group_size": group_size}
     store = JobStore.for_dir(out, db)
+    store.claim(settings)
     inputs = expand(source)
-    store.create(settings, [(p, stem, probe_duration(p)) for p, stem in inputs], group_size)
+    known = store.paths()  # a resumed batch does not read every header again
+    store.add([(p, stem, probe_duration(p)) for p, stem in inputs if str(p) not in known], group_size)
     store.recover()
     store.retry_failed(max_attempts)
     _clean_partial(out)

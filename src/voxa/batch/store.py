@@ -76,24 +76,29 @@ class JobStore:
             row = c.execute(select(meta_table.c.value).where(meta_table.c.key == "settings")).first()
         return json.loads(row[0]) if row else None
 
-    def create(self, settings: dict, inputs: list[tuple[Path, str, float | None]], group_size: int) -> None:
-        """Record the batch the first time; later runs must ask for the same settings and inputs
-        already known are kept as they are (new ones are added)."""
+    def claim(self, settings: dict) -> None:
+        """Record the batch's settings the first time; later runs must ask for the same ones."""
         old = self.settings()
         if old is not None and old != settings:
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
             raise InputError(f"this output folder holds a batch made with other settings ({', '.join(diff)}); "
                              "use another --out, or the same options to resume it")
-        with self.db.begin() as c:
-            if old is None:
+        if old is None:
+            with self.db.begin() as c:
                 c.execute(insert(meta_table).values(key="settings", value=json.dumps(settings, sort_keys=True)))
+
+    def add(self, inputs: list[tuple[Path, str, float | None]], group_size: int) -> None:
+        """Add inputs not yet known (those already known are kept as they are), numbered on
+        from the last and grouped ``group_size`` at a time."""
+        with self.db.begin() as c:
             known = {r[0] for r in c.execute(select(jobs_table.c.path))}
             start = c.execute(select(func.coalesce(func.max(jobs_table.c.id), -1))).scalar() + 1
-            rows = [(str(p), s, d) for p, s, d in inputs if str(p) not in known]
-            for n, (path, stem, dur) in enumerate(rows):
-                i = start + n
-                c.execute(insert(jobs_table).values(id=i, path=path, stem=stem, grp=i // group_size, state="pending",
-                                                    attempts=0, audio_s=dur, updated=time.time()))
+            rows = [(str(p), stem, d) for p, stem, d in inputs if str(p) not in known]
+            now = time.time()
+            if rows:
+                c.execute(insert(jobs_table), [
+                    {"id": start + n, "path": path, "stem": stem, "grp": (start + n) // group_size, "state": "pending",
+                     "attempts": 0, "audio_s": dur, "updated": now} for n, (path, stem, dur) in enumerate(rows)])
 
     def recover(self) -> int:
         """Jobs left running by a crashed run go back to pending (not the file's fault: no attempt counted)."""
@@ -107,6 +112,10 @@ class JobStore:
             return c.execute(update(jobs_table).where((jobs_table.c.state == "failed")
                                                       & (jobs_table.c.attempts < max_attempts))
                              .values(state="pending", updated=time.time())).rowcount
+
+    def paths(self) -> set[str]:
+        with self.db.connect() as c:
+            return {r[0] for r in c.execute(select(jobs_table.c.path))}
 
     # ------------------------------------------------------------------ running
     def pending_groups(self) -> list[list[Job]]:
