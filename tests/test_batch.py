@@ -148,3 +148,45 @@ def test_diarized_batch_writes_speakers_and_rttm(eval_dir, tmp_path, tiny):
     assert rows and all(r.startswith("SPEAKER trn03 1 ") for r in rows)
     rc, _, err = voxa_cli("batch", src, "--out", tmp_path / "o2", "--num-speakers", "2")
     assert rc == 2 and "need --diarize" in err
+
+
+def test_a_lost_worker_retries_its_group_within_the_attempts(tmp_path, monkeypatch):
+    """The driver's retry rule, with a stand-in executor whose first call for one group dies: the
+    group is tried again in the same run; a group that always dies stops at max_attempts."""
+    import voxa.batch as b
+    from voxa.batch import pool as P
+    from voxa.batch.work import Outcome
+    from voxa.types import Transcript
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.wav", "b.wav", "c.wav"):
+        (src / name).write_bytes(b"")
+    calls = []
+
+    class Flaky:
+        def __init__(self, *a):
+            pass
+
+        def submit(self, paths, options, speakers):
+            calls.append(tuple(paths))
+            return tuple(paths), len(calls)
+
+        def wait(self, handles):
+            return handles[:1]
+
+        def result(self, handle):
+            paths, n = handle
+            if "c.wav" in paths[0] or n == 1:  # c always dies; the first call dies once
+                raise P.WorkerLost("a worker process died")
+            return [Outcome(p, Transcript(p, "en", 1.0, 1.5), None) for p in paths]
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(b, "LocalPool", Flaky)
+    s = b.run(str(src), tmp_path / "out", model="tiny.en", workers=1, group_size=1, max_attempts=3)
+    assert s["done"] == 2 and s["failed"] == 1 and s["failures"][0]["attempts"] == 3
+    assert "worker process died" in s["failures"][0]["error"]
+    assert calls.count((str(src / "a.wav"),)) == 2 and calls.count((str(src / "c.wav"),)) == 3
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.txt")) == ["a.txt", "b.txt"]

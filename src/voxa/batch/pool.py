@@ -31,7 +31,9 @@ class LocalPool:
                                       initializer=work.load, initargs=(self.model, self.threads))
 
     def submit(self, paths, options, speakers):
-        return self._pool.submit(work.run_group, paths, options, speakers)
+        future = self._pool.submit(work.run_group, paths, options, speakers)
+        future.pool = self._pool  # a dead worker breaks the whole pool: know which one a future had
+        return future
 
     def wait(self, handles):
         done, _ = cf.wait(handles, return_when=cf.FIRST_COMPLETED)
@@ -40,9 +42,10 @@ class LocalPool:
     def result(self, handle) -> list[work.Outcome]:
         try:
             return handle.result()
-        except cf.process.BrokenProcessPool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._make()
+        except (cf.process.BrokenProcessPool, cf.CancelledError):
+            if handle.pool is self._pool:  # the first to notice builds a new pool; the rest just retry
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._make()
             raise WorkerLost("a worker process died") from None
 
     def close(self):
