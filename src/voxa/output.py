@@ -72,6 +72,7 @@ class Release:
     chunks: int = 0
     closed: bool = False
     payload: int = field(init=False)  # the watermark payload: the audit record's number
+    watermark: str = field(init=False)  # which watermark the audio carries (voxa-stdm-1, audioseal-16bit)
 
     def __post_init__(self):
         from .safety import audit, marks, watermark
@@ -79,11 +80,11 @@ class Release:
         if not watermark.rate_ok(self.sample_rate):
             raise InputError(f"sample rate {self.sample_rate} Hz: synthetic audio is watermarked in 20 ms "
                              "frames, so the rate must be a multiple of 50 Hz (16000, 22050, 24000, 48000...)")
-        label = marks.prepare()  # an unusable watermark fails here, before anything is logged
+        self.watermark = marks.prepare()  # an unusable watermark fails here, before anything is logged
         record = audit.append("synthesis", actor=self.actor, origin=self.origin, engine=self.engine,
                               voice=self.voice, text=self.text, marked=True, consent_id=self.consent_id,
                               detail={"id": self.id, "sample_rate": self.sample_rate, "settings": self.settings,
-                                      "watermark": label})
+                                      "watermark": self.watermark})
         self.payload = record.payload
         self._marker = marks.embedder(self.sample_rate, self.payload)
 

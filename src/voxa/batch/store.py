@@ -17,11 +17,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, func,
-                        insert, select, update)
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, func, insert, select, update
 
-from ..errors import InputError, OutputError
+from ..database import open_database
+from ..errors import InputError
 
 metadata = MetaData()
 meta_table = Table("voxa_batch_meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text))
@@ -55,16 +54,7 @@ class Job:
 
 class JobStore:
     def __init__(self, url: str):
-        try:
-            self.db = create_engine(url)
-            if self.db.dialect.name == "sqlite":
-                @event.listens_for(self.db, "connect")
-                def _wal(conn, _):
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute("PRAGMA busy_timeout=10000")
-            metadata.create_all(self.db)
-        except SQLAlchemyError as e:
-            raise OutputError(f"cannot open the batch store {url}: {str(getattr(e, 'orig', e)).splitlines()[0]}") from None
+        self.db = open_database(url, metadata, f"the batch store {url}")
 
     @classmethod
     def for_dir(cls, out: Path, url: str | None = None) -> "JobStore":

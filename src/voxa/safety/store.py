@@ -1,7 +1,7 @@
 """Where the audit log and the consent registry live: one SQLAlchemy database.
 
-Default: SQLite at ``$VOXA_HOME/safety.db`` (or the user data folder), in WAL mode so an append
-costs well under a millisecond. ``VOXA_SAFETY_DB`` takes any SQLAlchemy URL, such as
+Default: SQLite at ``$VOXA_HOME/safety.db`` (or the user data folder), opened by
+:func:`voxa.database.open_database` (WAL, so an append costs well under a millisecond). ``VOXA_SAFETY_DB`` takes any SQLAlchemy URL, such as
 ``postgresql+psycopg://user@host/voxa``. SQLAlchemy is used because it gives one schema and one
 transaction model for SQLite and PostgreSQL alike.
 
@@ -18,10 +18,10 @@ import secrets
 import threading
 from pathlib import Path
 
-from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text,
-                        create_engine, event)
+from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+
+from ..database import open_database
 
 metadata = MetaData()
 
@@ -83,42 +83,13 @@ def url() -> str:
 
 
 def engine() -> Engine:
-    """The database of ``url()``, created with its tables on first use (one per URL and process)."""
+    """The database of ``url()``, created with its tables on first use (one per URL and process).
+    Without it there is no audit, so no synthesis: opening it fails with one clear error."""
     u = url()
     with _lock:
         if u not in _engines:
-            try:
-                if u.startswith("sqlite:///"):
-                    Path(u[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-                eng = create_engine(u)
-                if eng.dialect.name == "sqlite":
-                    _sqlite_pragmas(eng)
-                metadata.create_all(eng)
-            except (OSError, SQLAlchemyError) as e:  # no audit, no synthesis: say why, in one line
-                from ..errors import OutputError
-
-                reason = str(getattr(e, "orig", None) or e).splitlines()[0]
-                raise OutputError(f"cannot open the safety database {u} (audit log, consent): {reason}") from None
-            _engines[u] = eng
+            _engines[u] = open_database(u, metadata, f"the safety database {u} (audit log, consent)")
         return _engines[u]
-
-
-def _sqlite_pragmas(eng: Engine) -> None:
-    """WAL, and BEGIN IMMEDIATE for every transaction so that appends from several processes
-    queue up instead of racing for the last record (SQLAlchemy's documented pysqlite recipe)."""
-
-    @event.listens_for(eng, "connect")
-    def _connect(conn, _):
-        conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
-        cur = conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=10000")
-        cur.close()
-
-    @event.listens_for(eng, "begin")
-    def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def audit_key() -> bytes:

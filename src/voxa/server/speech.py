@@ -32,11 +32,33 @@ class SpeechRequest(BaseModel):
     stream_format: Optional[Literal["audio"]] = None
 
 
+def _check_length(text: str, request: Request) -> None:
+    limit = request.app.state.config.max_text_chars
+    if len(text) > limit:
+        raise APIError(413, f"input is {len(text)} characters; the limit is {limit}", "text_too_long", "input")
+
+
+def _respond(synthesis, voice, fmt: str, rate: int, request: Request) -> StreamingResponse:
+    """The synthesis encoded while it is made, with the disclosure headers sent first."""
+    enc = audio.Encoder(fmt, rate)
+    metrics = request.app.state.metrics
+
+    def encoded():
+        t0 = time.perf_counter()
+        for chunk in synthesis:
+            data = enc.write(chunk.audio)
+            if data:
+                yield data
+        yield enc.close()
+        metrics.observe_audio("synthesized", enc.samples / enc.sample_rate, time.perf_counter() - t0)
+
+    return StreamingResponse(iterate_in_threadpool(encoded()), media_type=audio.MEDIA_TYPES[fmt],
+                             headers={"X-Voxa-Voice": voice.info.id} | disclosure(synthesis.release))
+
+
 @router.post("/v1/audio/speech")
 def speech(req: SpeechRequest, request: Request):
-    limit = request.app.state.config.max_text_chars
-    if len(req.input) > limit:
-        raise APIError(413, f"input is {len(req.input)} characters; the limit is {limit}", "text_too_long", "input")
+    _check_length(req.input, request)
     if req.model not in MODEL_ALIASES:
         raise APIError(404, f"unknown speech model {req.model!r}; use one of {', '.join(MODEL_ALIASES)}",
                        "model_not_found", "model")
@@ -48,22 +70,8 @@ def speech(req: SpeechRequest, request: Request):
     # pcm is 24 kHz 16-bit mono, as OpenAI documents it
     rate = 24000 if req.response_format == "pcm" else None
     # checks the input, then opens the synthesis: audited, its watermark payload fixed
-    chunks = voice.stream(req.input, sample_rate=rate, origin="server", actor=request.state.actor, **settings)
-    enc = audio.Encoder(req.response_format, rate or voice.sample_rate)
-
-    metrics = request.app.state.metrics
-
-    def encoded():
-        t0 = time.perf_counter()
-        for chunk in chunks:
-            data = enc.write(chunk.audio)
-            if data:
-                yield data
-        yield enc.close()
-        metrics.observe_audio("synthesized", enc.samples / enc.sample_rate, time.perf_counter() - t0)
-
-    return StreamingResponse(iterate_in_threadpool(encoded()), media_type=audio.MEDIA_TYPES[req.response_format],
-                             headers={"X-Voxa-Voice": voice.info.id} | disclosure(chunks.release))
+    synthesis = voice.stream(req.input, sample_rate=rate, origin="server", actor=request.state.actor, **settings)
+    return _respond(synthesis, voice, req.response_format, rate or voice.sample_rate, request)
 
 
 @router.post("/v1/audio/speech/clone")
@@ -82,9 +90,7 @@ async def speech_clone(request: Request, reference: UploadFile = File(...), cons
     if response_format not in audio.MEDIA_TYPES:
         raise APIError(400, f"response_format must be one of {', '.join(audio.MEDIA_TYPES)}", "invalid_request",
                        "response_format")
-    if len(input) > request.app.state.config.max_text_chars:
-        raise APIError(413, f"input is {len(input)} characters; the limit is "
-                       f"{request.app.state.config.max_text_chars}", "text_too_long", "input")
+    _check_length(input, request)
     data = await read_audio(reference, request.app.state.config, "reference")
     try:
         voice = await run_in_threadpool(lambda: load_clone(
@@ -92,21 +98,11 @@ async def speech_clone(request: Request, reference: UploadFile = File(...), cons
             language=language, actor=request.state.actor, origin="server"))
     except ConsentError as e:
         raise APIError(403, str(e), e.code, "consent_id") from None
-    chunks = voice.stream(input, origin="server", actor=request.state.actor)
-    enc = audio.Encoder(response_format, voice.sample_rate)
-
-    def encoded():
-        for chunk in chunks:
-            if piece := enc.write(chunk.audio):
-                yield piece
-        yield enc.close()
-
-    return StreamingResponse(iterate_in_threadpool(encoded()), media_type=audio.MEDIA_TYPES[response_format],
-                             headers={"X-Voxa-Voice": voice.info.id} | disclosure(chunks.release))
+    synthesis = voice.stream(input, origin="server", actor=request.state.actor)
+    return _respond(synthesis, voice, response_format, voice.sample_rate, request)
 
 
 def disclosure(release) -> dict:
     """Headers that say the audio is synthetic and which watermark payload it carries."""
-    from ..safety.watermark import NAME
-
-    return {"X-Voxa-Synthetic": "true", "X-Voxa-Watermark": NAME, "X-Voxa-Watermark-Payload": str(release.payload)}
+    return {"X-Voxa-Synthetic": "true", "X-Voxa-Watermark": release.watermark,
+            "X-Voxa-Watermark-Payload": str(release.payload)}

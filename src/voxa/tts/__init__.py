@@ -173,8 +173,6 @@ def _check_rate(rate) -> int | None:
         return None
     if not isinstance(rate, (int, np.integer)) or not MIN_RATE <= rate <= MAX_RATE:
         raise InputError(f"sample rate must be an integer from {MIN_RATE} to {MAX_RATE} Hz, not {rate!r}")
-    if rate % 50:
-        raise InputError(f"sample rate must be a multiple of 50 Hz (the watermark's 20 ms frames), not {rate}")
     return int(rate)
 
 
