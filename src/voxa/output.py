@@ -60,7 +60,7 @@ class Release:
 
     engine: str
     voice: str
-    text: str
+    text: str | None  # None: the text arrives with the audio (a voice agent's answer; see ``said``)
     sample_rate: int
     settings: dict = field(default_factory=dict)
     origin: str = "api"  # api, cli, server, agent: who asked
@@ -71,6 +71,7 @@ class Release:
     samples: int = 0
     chunks: int = 0
     closed: bool = False
+    said: list[str] = field(default_factory=list)  # text spoken so far, when ``text`` was not known up front
     payload: int = field(init=False)  # the watermark payload: the audit record's number
     watermark: str = field(init=False)  # which watermark the audio carries (voxa-stdm-1, audioseal-16bit)
 
@@ -118,6 +119,12 @@ class Release:
         if self.closed:
             return
         self.closed = True
+        if self.text is None:  # a streamed synthesis: its text is logged once it is known
+            from .safety import audit
+
+            audit.append("synthesis-text", actor=self.actor, origin=self.origin, engine=self.engine,
+                         voice=self.voice, text=" ".join(self.said), consent_id=self.consent_id,
+                         detail={"id": self.id, "payload": self.payload, "samples": self.samples})
         with _lock:
             hooks = list(_hooks)
         for hook in hooks:

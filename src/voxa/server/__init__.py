@@ -21,11 +21,11 @@ from ..safety.audit import key_id
 from .config import ServerConfig, header_token
 from .errors import install, respond
 
-OPEN_PATHS = {"/health", "/"}  # the page itself asks for the key
+OPEN_PATHS = {"/health", "/", "/agent"}  # the page itself asks for the key
 
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:
-    from . import listen, metrics, models, page, speech, transcriptions, watermark
+    from . import agent, listen, metrics, models, page, speech, transcriptions, watermark
 
     config = config or ServerConfig()
     app = FastAPI(title="voxa", version=__version__, docs_url=None, redoc_url=None)
@@ -54,13 +54,20 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(page.router)
     app.include_router(watermark.router)
+    app.include_router(agent.router)
     app.state.metrics = metrics.install(app)
     return app
 
 
-def serve(config: ServerConfig) -> None:
-    """Run the server in this process until interrupted."""
+def serve(config: ServerConfig, *, preload_agent: bool = False) -> None:
+    """Run the server in this process until interrupted (``preload_agent``: load the voice
+    agent's models before accepting connections, not at its first session)."""
     import uvicorn
 
     config.check_bind()
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="info")
+    app = create_app(config)
+    if preload_agent:
+        from ..agent import Agent
+
+        app.state.agent = Agent(config.agent)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info")

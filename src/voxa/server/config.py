@@ -8,6 +8,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from ..agent.config import AgentConfig
 from ..errors import InputError
 
 
@@ -29,6 +30,7 @@ class ServerConfig:
     idle_timeout_s: float = 10.0      # a stream with no audio or KeepAlive for this long is closed
     max_frame_bytes: int = 1 << 20    # one WebSocket message
     max_backlog_s: float = 30.0       # audio a stream may have waiting for the decoder before reads pause
+    agent: AgentConfig = field(default_factory=AgentConfig)  # the voice agent (/agent, /offer, /v1/agent)
 
     def accepts(self, token: str) -> bool:
         """Is ``token`` one of the API keys (compared in constant time)?"""

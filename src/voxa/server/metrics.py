@@ -23,6 +23,12 @@ class Metrics:
         self.rtf = Histogram("voxa_real_time_factor", "Processing time / audio duration", ["kind"], registry=r,
                              buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2))
         self.active_streams = Gauge("voxa_active_streams", "Open streaming sessions", registry=r)
+        self.agent_sessions = Gauge("voxa_agent_sessions", "Open voice-agent sessions", registry=r)
+        self.agent_turns = Counter("voxa_agent_turns", "Voice-agent turns answered", registry=r)
+        self.agent_latency = Histogram(
+            "voxa_agent_latency_seconds", "Per turn, from the end of the user's speech to: the turn decision, "
+            "the ASR final, the LLM's first token, the TTS's first audio, the first bot audio sent (voice_to_voice)",
+            ["stage"], registry=r, buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1, 1.25, 1.5, 2, 3, 5))
 
     def observe_audio(self, kind: str, seconds: float, wall: float) -> None:
         if seconds > 0:

@@ -30,7 +30,7 @@ from .engine import all_voices, get_engine, resolve
 from .normalize import normalize
 from .text import clean, sentences, speakable
 
-__all__ = ["Voice", "load_voice", "speak", "speak_stream", "aspeak", "voices", "SpeechStream"]
+__all__ = ["Voice", "Live", "load_voice", "speak", "speak_stream", "aspeak", "voices", "SpeechStream"]
 
 MIN_RATE, MAX_RATE = 8000, 48000
 
@@ -106,6 +106,17 @@ class Voice:
     def astream(self, text: str, **kw) -> "SpeechStream":
         return SpeechStream(self.stream(text, **kw))
 
+    def open(self, *, sample_rate: int | None = None, origin: str = "agent", actor: str | None = None,
+             **settings) -> "Live":
+        """A synthesis whose text is not known up front: a voice agent's answer, spoken sentence
+        by sentence as the language model writes it. One audit record and one watermark payload
+        for the whole answer; the text is logged when it is closed."""
+        opts = self.settings | self.engine.check_settings(settings)
+        rate = _check_rate(sample_rate) or self.sample_rate
+        release = output.Release(engine=self.info.engine, voice=self.info.id, text=None, sample_rate=rate,
+                                 settings=dict(opts), origin=origin, actor=actor, consent_id=self.consent_id)
+        return Live(self, release, opts)
+
 
 class Synthesis:
     """The chunks of one synthesis (an iterator), with its :class:`voxa.output.Release`:
@@ -123,6 +134,37 @@ class Synthesis:
 
     def close(self) -> None:
         self._chunks.close()
+        self.release.close()
+
+
+class Live:
+    """An open synthesis (:meth:`Voice.open`): ``say`` each piece of text as it comes, then
+    ``finish`` (what the watermark still holds) and ``close``. Not for use by two threads at once."""
+
+    def __init__(self, voice: Voice, release: output.Release, opts: dict):
+        self.voice, self.release, self._opts = voice, release, opts
+
+    @property
+    def payload(self) -> int:
+        return self.release.payload
+
+    def say(self, text: str) -> np.ndarray:
+        """The audio of ``text`` (float32 at the release's rate; empty if nothing is speakable)."""
+        v, parts = self.voice, []
+        body = clean(text)
+        for sentence in sentences(body, v.info.language) if body else []:
+            spoken = normalize(sentence) if v.english else sentence
+            if speakable(spoken):
+                pcm = v.engine.synthesize(spoken, v.info, self._opts)
+                parts.append(self.release(resample(pcm, v.sample_rate, self.release.sample_rate)))
+        if parts:
+            self.release.said.append(body)
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def finish(self) -> np.ndarray:
+        return self.release.finish()
+
+    def close(self) -> None:
         self.release.close()
 
 

@@ -1,0 +1,213 @@
+"""One agent session as a Pipecat pipeline, and the small processors voxa adds to it.
+
+    transport in → voxa STT (interim + final) → events → user turn (Silero VAD + smart-turn)
+    → LLM → voxa TTS (sentence by sentence, watermarked) → transport out → assistant memory
+
+``Events`` sends the article's client protocol on the transport (the WebRTC data channel or the
+WebSocket's text messages): ``{"type": "transcript", "text", "is_final"}`` for the user,
+``{"type": "agent_response", "text"}`` for each sentence the bot speaks, ``{"type":
+"interrupted"}`` on barge-in and ``{"type": "latency", ...}`` once per turn (:class:`TurnTimer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    InterruptionFrame,
+    LLMTextFrame,
+    OutputTransportMessageUrgentFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    TTSTextFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.turns.types import ProcessFrameResult
+from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
+
+log = logging.getLogger("voxa.agent")
+
+STAGES = ("turn_decided_ms", "asr_final_ms", "llm_first_token_ms", "tts_first_audio_ms", "voice_to_voice_ms")
+
+
+class SustainedSpeechStart(BaseUserTurnStartStrategy):
+    """The user's turn starts when Silero hears speech; while the bot is speaking, only after
+    ``interrupt_speech_s`` of continuous speech, so a short backchannel ("mm-hm", "yeah") or a
+    cough does not cut the bot off. ``allow_interruptions=False``: never while the bot speaks."""
+
+    def __init__(self, *, interrupt_speech_s: float = 0.5, allow_interruptions: bool = True, **kw):
+        super().__init__(enable_interruptions=allow_interruptions, **kw)
+        self.interrupt_speech_s = interrupt_speech_s
+        self.allow = allow_interruptions
+        self._bot_speaking = False
+        self._since: float | None = None  # when the current speech began (VAD start minus its start time)
+
+    async def handle_user_turn_started(self):
+        self._since = None
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
+            if self._since is not None:  # the user was already talking when the bot finished
+                return await self._start()
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._since = time.monotonic() - (frame.start_secs or 0.0)
+            if not self._bot_speaking:
+                return await self._start()
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._since = None
+        elif isinstance(frame, InputAudioRawFrame) and self._since is not None and self._bot_speaking:
+            if self.allow and time.monotonic() - self._since >= self.interrupt_speech_s:
+                return await self._start()
+        return ProcessFrameResult.CONTINUE
+
+    async def _start(self) -> ProcessFrameResult:
+        self._since = None
+        await self.trigger_user_turn_started()
+        return ProcessFrameResult.STOP
+
+
+class Events(FrameProcessor):
+    """Sends transcripts, the bot's sentences and barge-ins to the client as JSON messages."""
+
+    def __init__(self, role: str, **kw):
+        super().__init__(**kw)
+        self.role = role  # "user": after the STT; "bot": after the TTS
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        message = None
+        if self.role == "user" and isinstance(frame, (TranscriptionFrame, InterimTranscriptionFrame)):
+            message = {"type": "transcript", "text": frame.text, "is_final": isinstance(frame, TranscriptionFrame)}
+        elif self.role == "bot" and isinstance(frame, TTSTextFrame) and frame.text.strip():
+            message = {"type": "agent_response", "text": frame.text.strip()}
+        elif self.role == "user" and isinstance(frame, InterruptionFrame):
+            message = {"type": "interrupted"}
+        if message is not None:
+            await self.push_frame(OutputTransportMessageUrgentFrame(message=message))
+        await self.push_frame(frame, direction)
+
+
+class TurnTimer(BaseObserver):
+    """Per-turn latency, measured from the end of the user's speech (Silero's stop time minus
+    its silence window): when the turn was decided, the ASR final, the LLM's first token,
+    the TTS's first audio, and voice-to-voice (the first bot audio the output transport
+    sends). ``report`` gets one dict per answered turn."""
+
+    def __init__(self, report: Callable[[dict], None], **kw):
+        super().__init__(**kw)
+        self.report = report
+        self._seen: set[int] = set()
+        self._reset()
+        self.turn = 0
+
+    def _reset(self):
+        self.speech_end = self.decided = self.final = self.first_token = self.first_audio = None
+        self.text = ""
+
+    async def on_push_frame(self, data: FramePushed):
+        frame = data.frame
+        if frame.id in self._seen:
+            return
+        self._seen.add(frame.id)
+        if len(self._seen) > 50_000:
+            self._seen.clear()
+        now = time.time()
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self.speech_end = None
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self.speech_end = frame.timestamp - frame.stop_secs if frame.timestamp else now - frame.stop_secs
+        elif isinstance(frame, TranscriptionFrame):
+            self.final = now
+            self.text = (self.text + " " + frame.text).strip() if self.decided is None else self.text
+        elif isinstance(frame, UserStoppedSpeakingFrame) and self.speech_end is not None:
+            self.decided, self.first_token, self.first_audio = now, None, None
+        elif isinstance(frame, LLMTextFrame) and self.decided and self.first_token is None:
+            self.first_token = now
+        elif isinstance(frame, TTSAudioRawFrame) and self.decided and self.first_audio is None:
+            self.first_audio = now
+        elif isinstance(frame, InterruptionFrame) and self.decided and self.first_audio is None:
+            pass  # the user went on talking: this turn's answer is dropped; the next decision restarts it
+        elif isinstance(frame, BotStartedSpeakingFrame) and self.decided and self.speech_end is not None:
+            self.turn += 1
+            ms = lambda t: round((t - self.speech_end) * 1000.0, 1) if t else None  # noqa: E731
+            self.report({"type": "latency", "turn": self.turn, "user_text": self.text,
+                         "turn_decided_ms": ms(self.decided), "asr_final_ms": ms(self.final),
+                         "llm_first_token_ms": ms(self.first_token), "tts_first_audio_ms": ms(self.first_audio),
+                         "voice_to_voice_ms": ms(now)})
+            self._reset()
+
+
+def build(agent, transport, *, actor: str | None = None, on_latency=None, greeting: bool = True, scheduler=None):
+    """The pipeline worker for one session on ``transport`` (a Pipecat transport)."""
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.processors.aggregators.llm_response_universal import (
+        LLMContextAggregatorPair,
+        LLMUserAggregatorParams,
+    )
+    from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+    from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+    from .. import turn
+    from .llm import make_llm
+    from .stt import VoxaSTTService
+    from .tts import VoxaTTSService
+
+    cfg = agent.config
+    stt = VoxaSTTService(model=cfg.stt_model, language=cfg.language, scheduler=scheduler)
+    llm = make_llm(cfg.llm, system_prompt=cfg.system_prompt)
+    tts = VoxaTTSService(voice=cfg.voice, actor=actor)
+    context = LLMContext(tools=agent.tools_schema()) if agent.tools else LLMContext()
+    strategies = UserTurnStrategies(
+        start=[SustainedSpeechStart(interrupt_speech_s=cfg.interrupt_speech_s,
+                                    allow_interruptions=cfg.allow_interruptions)],
+        stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=turn.analyzer(cfg.turn))])
+    user, assistant = LLMContextAggregatorPair(
+        context, user_params=LLMUserAggregatorParams(user_turn_strategies=strategies,
+                                                     vad_analyzer=turn.vad_analyzer(cfg.turn)))
+    pipeline = Pipeline([transport.input(), stt, Events("user"), user, llm, tts, Events("bot"),
+                         transport.output(), assistant])
+
+    worker: PipelineWorker | None = None
+
+    def report(row: dict) -> None:
+        log.info(json.dumps(row))
+        if on_latency:
+            on_latency(row)
+        if worker is not None:
+            asyncio.get_running_loop().create_task(worker.queue_frame(OutputTransportMessageUrgentFrame(message=row)))
+
+    worker = PipelineWorker(pipeline, params=PipelineParams(audio_in_sample_rate=16000,
+                                                            audio_out_sample_rate=tts.sample_rate,
+                                                            enable_metrics=True),
+                            observers=[TurnTimer(report)], enable_rtvi=False, idle_timeout_secs=None)
+    @transport.event_handler("on_client_disconnected")
+    async def _gone(transport, client):  # free the session at once: recogniser, synthesis, slot
+        await worker.cancel(reason="client disconnected")
+
+    if greeting and cfg.greeting:
+        say = cfg.greeting
+
+        @transport.event_handler("on_client_connected")
+        async def _greet(transport, client):
+            await worker.queue_frame(TTSSpeakFrame(say))
+
+    return worker

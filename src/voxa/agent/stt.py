@@ -1,0 +1,112 @@
+"""voxa's live recogniser (:mod:`voxa.streaming`) as a Pipecat STT service.
+
+Drop it into any Pipecat pipeline in place of a cloud STT service:
+
+    from voxa.agent.stt import VoxaSTTService
+    stt = VoxaSTTService(model="tiny.en")
+
+Audio frames go to a :class:`voxa.streaming.Recognizer` as they arrive; its interim results come
+out as ``InterimTranscriptionFrame`` and its finals as ``TranscriptionFrame``. When Pipecat's VAD
+reports that the user stopped, the recogniser is asked to finalize (like Deepgram's Finalize);
+its answer is marked ``finalized`` so the turn strategy need not wait for a timeout. Streams in
+one process share one model and one batching scheduler (:func:`voxa.streaming.scheduler_for`),
+however many sessions are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    InterimTranscriptionFrame,
+    StartFrame,
+    TranscriptionFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.services.stt_service import STTService
+from pipecat.utils.time import time_now_iso8601
+
+from ..asr import load_model
+from ..audio import SAMPLE_RATE, resample
+from ..streaming import Recognizer, StreamOptions, scheduler_for
+from ..types import StreamResult
+
+
+class VoxaSTTService(STTService):
+    def __init__(self, *, model: str = "tiny.en", language: str | None = "en", endpointing_ms: int = 300,
+                 ttfs_p99_latency: float = 1.0, scheduler=None, **kwargs):
+        from pipecat.services.settings import STTSettings
+
+        super().__init__(ttfs_p99_latency=ttfs_p99_latency, settings=STTSettings(model=model, language=language),
+                         **kwargs)
+        self._engine = load_model(model)
+        self._scheduler = scheduler or scheduler_for(self._engine)  # the server passes its own (with metrics)
+        self._options = StreamOptions(language=language, endpointing_ms=endpointing_ms, interim_results=True)
+        self._language = language
+        self._rec: Recognizer | None = None
+        self._events: asyncio.Queue | None = None
+        self._reader: asyncio.Task | None = None
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    async def start(self, frame: StartFrame):
+        await super().start(frame)
+        loop = asyncio.get_running_loop()
+        self._events = asyncio.Queue()
+        events = self._events
+
+        def emit(event):  # called from the scheduler's thread
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        self._rec = Recognizer(self._scheduler, emit, self._options)
+        self._reader = self.create_task(self._read(), name="voxa-stt-results")
+
+    async def stop(self, frame: EndFrame):
+        await self._close()
+        await super().stop(frame)
+
+    async def cancel(self, frame: CancelFrame):
+        await self._close()
+        await super().cancel(frame)
+
+    async def _close(self):
+        if self._rec is not None:
+            self._rec.abort()  # leave the shared scheduler: nothing of this session is decoded any more
+            self._rec = None
+        if self._reader is not None:
+            await self.cancel_task(self._reader)
+            self._reader = None
+
+    async def run_stt(self, audio: bytes):
+        if self._rec is not None and not self._rec.closed:
+            samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
+            if self.sample_rate != SAMPLE_RATE:
+                samples = resample(samples, self.sample_rate, SAMPLE_RATE)
+            self._rec.push(samples)  # Silero VAD on 32 ms frames (~0.15 ms each); decoding is elsewhere
+        yield None
+
+    async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame):
+        await super()._handle_vad_user_stopped_speaking(frame)
+        if self._rec is not None and self._rec.speaking:
+            self.request_finalize()
+            self._rec.finalize()
+
+    async def _read(self):
+        while True:
+            event = await self._events.get()
+            if not isinstance(event, StreamResult) or not event.text:
+                continue
+            if event.is_final:
+                if event.from_finalize:
+                    self.confirm_finalize()
+                frame = TranscriptionFrame(event.text, self._user_id, time_now_iso8601(), self._language,
+                                           result=event)
+                frame.finalized = event.from_finalize or event.speech_final
+                await self.push_frame(frame)
+            else:
+                await self.push_frame(InterimTranscriptionFrame(event.text, self._user_id, time_now_iso8601(),
+                                                                self._language, result=event))

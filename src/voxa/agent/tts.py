@@ -1,0 +1,93 @@
+"""voxa's speech synthesis as a Pipecat TTS service, through voxa's one output path.
+
+    from voxa.agent.tts import VoxaTTSService
+    tts = VoxaTTSService(voice="hibari")
+
+Pipecat hands the service one sentence at a time as the language model writes them. Each bot
+answer (Pipecat's turn context) is one :meth:`voxa.tts.Voice.open` synthesis: one audit record,
+one watermark payload across all its sentences, the text logged when the answer ends or is
+interrupted. So an agent's speech is watermarked and audited like every other voxa output,
+and cannot bypass it. Synthesis runs in a worker thread; the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from pipecat.frames.frames import CancelFrame, EndFrame, TTSAudioRawFrame
+from pipecat.services.tts_service import TTSService
+
+from ..tts import Live, load_voice
+
+
+class VoxaTTSService(TTSService):
+    def __init__(self, *, voice: str | None = None, actor: str | None = None, on_payload=None, **kwargs):
+        self._voice = load_voice(voice)
+        from pipecat.services.settings import TTSSettings
+
+        super().__init__(push_start_frame=True, push_stop_frames=True,
+                         settings=TTSSettings(model=self._voice.info.engine, voice=self._voice.info.id,
+                                              language=self._voice.info.language),
+                         sample_rate=kwargs.pop("sample_rate", None) or self._voice.sample_rate, **kwargs)
+        self._actor = actor
+        self._on_payload = on_payload  # called with (context_id, payload) when an answer's synthesis opens
+        self._live: dict[str, Live] = {}
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    @property
+    def voice(self):
+        return self._voice
+
+    async def run_tts(self, text: str, context_id: str):
+        live = self._live.get(context_id)
+        if live is None:
+            live = await asyncio.to_thread(self._voice.open, sample_rate=self.sample_rate, origin="agent",
+                                           actor=self._actor)
+            self._live[context_id] = live
+            if self._on_payload:
+                self._on_payload(context_id, live.payload)
+        await self.start_tts_usage_metrics(text)
+        pcm = await asyncio.to_thread(live.say, text)
+        await self.stop_ttfb_metrics()
+        if pcm.size:
+            yield TTSAudioRawFrame(_int16(pcm), self.sample_rate, 1, context_id=context_id)
+
+    async def on_turn_context_completed(self):
+        # the answer is complete: what the watermark held back goes out before the stop frame
+        context_id = self._turn_context_id
+        live = self._live.pop(context_id, None) if context_id else None
+        if live is not None:
+            tail = live.finish()
+            live.close()
+            if tail.size and self.audio_context_available(context_id):
+                await self.append_to_audio_context(
+                    context_id, TTSAudioRawFrame(_int16(tail), self.sample_rate, 1, context_id=context_id))
+        await super().on_turn_context_completed()
+
+    async def on_audio_context_interrupted(self, context_id: str):
+        await super().on_audio_context_interrupted(context_id)
+        self._close(context_id)
+
+    async def stop(self, frame: EndFrame):
+        await super().stop(frame)
+        self._close_all()
+
+    async def cancel(self, frame: CancelFrame):
+        await super().cancel(frame)
+        self._close_all()
+
+    def _close(self, context_id: str) -> None:
+        live = self._live.pop(context_id, None)
+        if live is not None:
+            live.close()
+
+    def _close_all(self) -> None:
+        for context_id in list(self._live):
+            self._close(context_id)
+
+
+def _int16(pcm: np.ndarray) -> bytes:
+    return (np.clip(pcm, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()

@@ -1,0 +1,239 @@
+"""The voice agent end to end over WS /v1/agent with every model real (tiny.en streaming,
+Silero + smart-turn, the bundled SmolLM2 through llama.cpp, hibari), recordings from
+../shared/eval played by ``voxa talk``'s client; the OpenAI-compatible endpoint path with tools
+against a small server the test starts; barge-in; the session limit and teardown; config,
+memory and tool-loading logic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pipecat")
+websockets = pytest.importorskip("websockets")
+
+from fastapi import Request  # noqa: E402  (module level: the fake LLM's route annotation must resolve)
+
+from voxa.agent import AgentConfig, LLMConfig, load_config  # noqa: E402
+from voxa.errors import InputError  # noqa: E402
+from voxa.server.config import ServerConfig  # noqa: E402
+
+from .conftest import start_server, wer  # noqa: E402
+
+LS = "librispeech-test-clean-KennethWang1221"
+
+
+def ws(url: str, query: str = "") -> str:
+    return url.replace("http://", "ws://") + "/v1/agent" + query
+
+
+def talk(url, files, **kw):
+    from voxa.agent.talk import talk as run
+
+    return asyncio.run(run(ws(url), [str(f) for f in files], **kw))
+
+
+@pytest.fixture(scope="module")
+def local_agent():
+    return start_server(ServerConfig(api_keys=(), agent=AgentConfig(max_sessions=1)))
+
+
+# --------------------------------------------------------------------------- real models
+@pytest.mark.slow
+def test_a_conversation_with_the_local_agent(local_agent, eval_dir):
+    from voxa.safety import audit, watermark
+
+    ref = (eval_dir / LS / "1089-134686.trans.txt").read_text().splitlines()[0].split(" ", 1)[1]
+    session = talk(local_agent, [eval_dir / LS / "1089-134686-0000.flac"])
+    # the default greeting says it is an AI, and it is watermarked like every voxa output
+    assert "AI" in session.greeting
+    found = watermark.detect(session.greeting_audio, session.sample_rate)
+    assert found.present, found
+    record = audit.find(found.payload)
+    assert record is not None and record.origin == "agent"
+    # the turn: heard close to the reference, answered with audio, timed stage by stage
+    (turn,) = session.turns
+    assert wer([ref], [turn.transcript]) < 0.25, turn.transcript
+    assert turn.answer and turn.bot_audio is not None and turn.bot_audio.size > session.sample_rate // 2
+    lat = turn.latency
+    assert lat and all(lat[k] is not None for k in ("turn_decided_ms", "asr_final_ms", "llm_first_token_ms",
+                                                      "tts_first_audio_ms", "voice_to_voice_ms"))
+    assert lat["turn_decided_ms"] <= lat["llm_first_token_ms"] <= lat["tts_first_audio_ms"] <= lat["voice_to_voice_ms"]
+    # the answer's text was logged when the answer ended
+    texts = [r for r in audit.records(event="synthesis-text") if r.origin == "agent"]
+    assert texts
+    # and the server's /metrics has the turn
+    import urllib.request
+
+    body = urllib.request.urlopen(local_agent + "/metrics").read().decode()
+    assert 'voxa_agent_latency_seconds_count{stage="voice_to_voice"}' in body
+
+
+@pytest.mark.slow
+def test_barge_in_stops_the_bot(local_agent, eval_dir):
+    files = [eval_dir / LS / "1089-134686-0000.flac", eval_dir / LS / "1089-134686-0001.flac"]
+    session = talk(local_agent, files, barge_in=1.0)
+    first = session.turns[0]
+    assert first.interrupted, session.events
+    # the bot's audio stopped while the user was still talking (the second clip lasts ~5 s)
+    assert first.barge_in_stop_ms is not None and first.barge_in_stop_ms < 3000
+
+
+@pytest.mark.slow
+def test_session_limit_and_teardown(local_agent, eval_dir):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with connect(ws(local_agent)) as first:
+        assert json.loads(first.recv(timeout=60))["type"] == "session"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(ws(local_agent), open_timeout=30)
+        assert refused.value.response.status_code == 429
+        assert b"busy" in refused.value.response.body
+    # the slot comes back once the client has gone, and the recogniser leaves the scheduler
+    for _ in range(100):
+        try:
+            with connect(ws(local_agent), open_timeout=30) as again:
+                assert json.loads(again.recv(timeout=60))["type"] == "session"
+            break
+        except InvalidStatus:
+            time.sleep(0.1)
+    else:
+        pytest.fail("the session slot was never freed")
+
+
+@pytest.mark.slow
+def test_bad_input_on_the_agent_socket(local_agent):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus) as bad:
+        connect(ws(local_agent, "?sample_rate=7"))
+    assert bad.value.response.status_code == 400
+    with connect(ws(local_agent)) as c:
+        assert json.loads(c.recv(timeout=60))["type"] == "session"
+        c.send(b"\x00\x01\x02")  # half a sample
+        c.send("not json")
+        c.send(json.dumps({"type": "dance"}))
+        errors = []
+        deadline = time.time() + 30
+        while len(errors) < 3 and time.time() < deadline:
+            msg = c.recv(timeout=30)
+            if isinstance(msg, str) and json.loads(msg)["type"] == "error":
+                errors.append(json.loads(msg)["message"])
+        assert len(errors) == 3, errors
+        assert "16-bit" in errors[0] and "JSON" in errors[1] and "dance" in errors[2]
+        c.send(np.zeros(320, "<i2").tobytes())  # and the session still takes audio
+
+
+# --------------------------------------------------------------------------- an OpenAI-compatible endpoint
+def _fake_llm():
+    """A tiny OpenAI-compatible chat server: asks for get_current_time, then answers with its result."""
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    app = FastAPI()
+    seen: list[dict] = []
+
+    def sse(delta: dict, finish=None) -> str:
+        return "data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+                                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await request.json()
+        seen.append(body)
+        tool = next((m for m in body["messages"] if m.get("role") == "tool"), None)
+        if tool is None:
+            parts = [sse({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                          "function": {"name": "get_current_time", "arguments": json.dumps({"timezone": "UTC"})}}]}),
+                     sse({}, "tool_calls")]
+        else:
+            result = json.loads(tool["content"])
+            parts = [sse({"role": "assistant", "content": f"It is {result['time']} in UTC. "}),
+                     sse({"content": "Anything else?"}), sse({}, "stop")]
+        return StreamingResponse(iter(parts + ["data: [DONE]\n\n"]), media_type="text/event-stream")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}/v1", seen
+
+
+@pytest.mark.slow
+def test_openai_compatible_endpoint_with_a_tool(eval_dir):
+    base_url, seen = _fake_llm()
+    cfg = AgentConfig(greeting="", llm=LLMConfig(base_url=base_url, model="fake"))
+    url = start_server(ServerConfig(api_keys=(), agent=cfg))
+    session = talk(url, [eval_dir / LS / "1089-134686-0000.flac"])
+    (turn,) = session.turns
+    # the endpoint saw the system prompt, the user's words and the declared tools
+    first = seen[0]
+    assert first["model"] == "fake"
+    assert first["messages"][0]["role"] == "system"
+    assert "stew" in json.dumps(first["messages"]).lower()
+    assert {t["function"]["name"] for t in first["tools"]} == {"get_current_time", "end_call"}
+    # the tool ran in voxa and its result went back; the answer uses it and was spoken
+    assert any(m.get("role") == "tool" for m in seen[-1]["messages"])
+    assert "in UTC" in turn.answer and turn.bot_audio.size > 0
+
+
+# --------------------------------------------------------------------------- logic
+def test_config_from_toml_env_and_errors(tmp_path, monkeypatch):
+    path = tmp_path / "agent.toml"
+    path.write_text('[agent]\ngreeting = "Hi, I am an AI."\nmax_sessions = 2\n'
+                    '[agent.llm]\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n[agent.turn]\nthreshold = 0.7\n')
+    monkeypatch.setenv("VOXA_AGENT_MAX_SESSIONS", "3")
+    cfg = load_config(path)
+    assert cfg.greeting == "Hi, I am an AI." and cfg.max_sessions == 3
+    assert cfg.llm.base_url.endswith("/v1") and cfg.turn.threshold == 0.7
+    path.write_text("[agent]\ncolour = 'blue'\n")
+    with pytest.raises(InputError, match="unknown setting"):
+        load_config(path)
+    path.write_text("[agent\n")
+    with pytest.raises(InputError, match="TOML"):
+        load_config(path)
+    with pytest.raises(InputError, match="no such file"):
+        load_config(tmp_path / "missing.toml")
+    monkeypatch.setenv("VOXA_AGENT_MAX_SESSIONS", "many")
+    with pytest.raises(InputError, match="VOXA_AGENT_MAX_SESSIONS"):
+        load_config()
+
+
+def test_tools_module_loading(tmp_path):
+    from voxa.agent import tools
+
+    assert [t.__name__ for t in tools.load("voxa.agent.example_tools")] == ["get_current_time", "end_call"]
+    assert tools.load(None) == []
+    with pytest.raises(InputError, match="cannot import"):
+        tools.load("no_such_module_here")
+    bad = tmp_path / "bad.py"
+    bad.write_text("TOOLS = 3\n")
+    with pytest.raises(InputError, match="TOOLS"):
+        tools.load(str(bad))
+
+
+def test_memory_keeps_the_system_prompt_and_the_latest_turns():
+    from voxa.agent.llm import trim
+
+    count = lambda text: len(text.split())  # noqa: E731
+    msgs = [{"role": "system", "content": "be brief"}]
+    for n in range(50):
+        msgs += [{"role": "user", "content": f"question {n} " * 10}, {"role": "assistant", "content": f"answer {n} " * 10}]
+    msgs.append({"role": "user", "content": "last one"})
+    kept = trim(msgs, 300, count)
+    assert kept[0]["role"] == "system" and kept[-1]["content"] == "last one"
+    assert kept[1]["role"] == "user"  # starts at a user turn
+    assert sum(count(m["content"]) + 4 for m in kept) <= 300
+    assert len(kept) < len(msgs)
