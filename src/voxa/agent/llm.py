@@ -21,6 +21,7 @@ the official ``openai`` client as usual. For the default, :class:`LocalClient` a
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 import time
 import uuid
@@ -48,6 +49,14 @@ def bundled_gguf() -> Path:
 
 _MODELS: dict[tuple, "LocalModel"] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:  # before interpreter teardown, when llama.cpp's own __del__ would fail
+    with _MODELS_LOCK:
+        for model in _MODELS.values():
+            model.llama.close()
+        _MODELS.clear()
 
 
 class LocalModel:

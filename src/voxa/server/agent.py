@@ -57,6 +57,88 @@ def page_config(request: Request):
     return {"ice_servers": [{"urls": u} for u in cfg.ice_servers]}
 
 
+@router.post("/offer")
+async def offer(request: Request):
+    """WebRTC signalling: the browser's SDP offer in, the answer out; the session then runs
+    on the peer connection (audio both ways, events on the client's ``agent`` data channel)."""
+    app = request.app
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return respond(400, "the body must be JSON: {\"sdp\": \"...\", \"type\": \"offer\"}", "invalid_request")
+    if not isinstance(body, dict) or not isinstance(body.get("sdp"), str) or body.get("type") != "offer":
+        return respond(400, "expected {\"sdp\": <the offer's SDP>, \"type\": \"offer\"}", "invalid_request", "sdp")
+    try:
+        agent = await get_agent(app)
+    except VoxaError as e:
+        return respond(503, f"the agent cannot start: {e}", "agent_unavailable")
+    try:
+        slot = agent.session()
+        slot.__enter__()
+    except VoxaError as e:
+        return respond(429, str(e), "rate_limit_exceeded")
+    try:
+        from pipecat.transports.base_transport import TransportParams
+        from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+        from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+
+        from ..agent.pipeline import build
+        from ..tts import load_voice
+
+        conn = SmallWebRTCConnection(ice_servers=list(agent.config.ice_servers))
+        try:
+            await conn.initialize(sdp=body["sdp"], type="offer")
+        except Exception as e:  # aiortc's parse errors
+            raise _BadOffer(f"the SDP offer could not be used: {e}") from None
+        transport = SmallWebRTCTransport(webrtc_connection=conn, params=TransportParams(
+            audio_in_enabled=True, audio_out_enabled=True, audio_in_sample_rate=16000,
+            audio_out_sample_rate=load_voice(agent.config.voice).sample_rate))
+        engine = await run_in_threadpool(_engine, agent.config.stt_model)
+        worker = build(agent, transport, actor=_request_actor(request), on_latency=_observe(app),
+                       scheduler=_scheduler(app, engine))
+        answer = conn.get_answer()
+    except _BadOffer as e:
+        slot.__exit__(None, None, None)
+        return respond(400, str(e), "invalid_request", "sdp")
+    except BaseException:
+        slot.__exit__(None, None, None)
+        raise
+    sessions = app.state.__dict__.setdefault("agent_tasks", set())
+    task = asyncio.get_running_loop().create_task(_run(app, worker, slot, conn))
+    sessions.add(task)
+    task.add_done_callback(sessions.discard)
+    return answer
+
+
+class _BadOffer(Exception):
+    pass
+
+
+async def _run(app, worker, slot, conn) -> None:
+    from pipecat.workers.runner import WorkerRunner
+
+    app.state.metrics.agent_sessions.inc()
+    try:
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(worker)
+        await asyncio.wait_for(runner.run(), timeout=app.state.agent.config.max_session_s)
+    except TimeoutError:
+        log.info("agent session reached its time limit")
+    except Exception:
+        log.exception("agent session failed")
+    finally:
+        app.state.metrics.agent_sessions.dec()
+        slot.__exit__(None, None, None)
+        try:
+            await conn.disconnect()
+        except Exception:
+            pass
+
+
+def _request_actor(request: Request) -> str:
+    return getattr(request.state, "actor", None) or f"client:{request.client.host if request.client else 'unknown'}"
+
+
 @router.websocket("/v1/agent")
 async def agent_ws(ws: WebSocket):
     app = ws.app
