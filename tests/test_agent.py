@@ -232,8 +232,15 @@ def test_memory_keeps_the_system_prompt_and_the_latest_turns():
     for n in range(50):
         msgs += [{"role": "user", "content": f"question {n} " * 10}, {"role": "assistant", "content": f"answer {n} " * 10}]
     msgs.append({"role": "user", "content": "last one"})
-    kept = trim(msgs, 300, count)
+    kept, dropped = trim(msgs, 300, count)
     assert kept[0]["role"] == "system" and kept[-1]["content"] == "last one"
     assert kept[1]["role"] == "user"  # starts at a user turn
-    assert sum(count(m["content"]) + 4 for m in kept) <= 300
+    assert sum(count(m["content"]) + 4 for m in kept) <= 300 * 0.6  # trimmed in a step, below the budget
     assert len(kept) < len(msgs)
+    # the next turns keep the same start (llama.cpp's cached prefix stays valid) until the budget is hit again
+    more = msgs + [{"role": "assistant", "content": "ok"}, {"role": "user", "content": "next"}]
+    again, dropped2 = trim(more, 300, count, dropped=dropped)
+    assert dropped2 == dropped and again[1] == kept[1]
+    # under budget nothing is dropped
+    short = msgs[:1] + msgs[-3:]
+    assert trim(short, 300, count) == (short, 0)

@@ -136,7 +136,8 @@ def test_no_synthesis_without_the_audit_log(tmp_path, monkeypatch):
 
 def test_only_voxa_tts_calls_an_engine():
     """The structural guarantee: the only call of an engine's ``synthesize`` outside an engine's
-    own ``synthesize`` is voxa.tts's, which wraps every chunk in the output path (Release)."""
+    own ``synthesize`` is voxa.tts's ``Voice._render``, which hands the audio straight to the
+    output path (Release) it is given; ``speak``, ``stream`` and the agent's ``Live`` all use it."""
     calls = []
     for path in SRC.rglob("*.py"):
         tree = ast.parse(path.read_text())
@@ -144,7 +145,7 @@ def test_only_voxa_tts_calls_an_engine():
             for call in [n for n in ast.walk(fn) if isinstance(n, ast.Call)]:
                 if isinstance(call.func, ast.Attribute) and call.func.attr == "synthesize" and fn.name != "synthesize":
                     calls.append((path.relative_to(SRC).as_posix(), fn.name))
-    assert calls == [("tts/__init__.py", "_chunks")]
+    assert calls == [("tts/__init__.py", "_render")]
     from voxa.output import Release
 
     r = Release(engine="hibari", voice="hibari:heart", text="x", sample_rate=24000)

@@ -58,19 +58,26 @@ class Agent:
 
         return ToolsSchema(standard_tools=list(self.tools))
 
-    @contextmanager
-    def session(self):
-        """Hold one session slot (raises :class:`SessionLimit` when all are taken)."""
+    def acquire(self) -> None:
+        """Take one session slot (raises :class:`SessionLimit` when all are taken); ``release`` it after."""
         with self._lock:
             if self.sessions >= self.config.max_sessions:
                 raise SessionLimit(f"the agent is busy: {self.config.max_sessions} session(s) already open; "
                                    "try again later")
             self.sessions += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self.sessions -= 1
+
+    @contextmanager
+    def session(self):
+        """Hold one session slot for a ``with`` block."""
+        self.acquire()
         try:
             yield
         finally:
-            with self._lock:
-                self.sessions -= 1
+            self.release()
 
     async def run(self, transport, **kw) -> None:
         """Run one session on a Pipecat transport until it ends (the client leaves, the
@@ -79,6 +86,7 @@ class Agent:
 
         from .pipeline import build
 
-        runner = WorkerRunner(handle_sigint=False)
-        await runner.add_workers(build(self, transport, **kw))
-        await runner.run()
+        with self.session():
+            runner = WorkerRunner(handle_sigint=False)
+            await runner.add_workers(build(self, transport, **kw))
+            await runner.run()

@@ -46,7 +46,8 @@ class LLMConfig:
     temperature: float = 0.0
     max_tokens: int = 120
     context_tokens: int = 1500  # conversation memory: older turns are dropped beyond this budget
-    threads: int = 1  # local model: llama.cpp threads (2 collapsed under load on 2 cores)
+    threads: int = 1  # local model: llama.cpp threads writing the answer (2 collapsed under load on 2 cores)
+    batch_threads: int = 2  # local model: threads reading the prompt (nothing else runs at that moment)
 
     @property
     def api_key(self) -> str:

@@ -82,7 +82,7 @@ class Voice:
             todo = [(written, spoken) for written, spoken in todo if speakable(spoken)]
             for n, (sentence, spoken) in enumerate(todo):
                 # each sentence is resampled whole: chunks join exactly into speak()'s audio
-                pcm = release(resample(self.engine.synthesize(spoken, self.info, opts), self.sample_rate, rate))
+                pcm = self._render(release, spoken, opts)
                 if n == len(todo) - 1:  # the last sentence also carries what the watermark held back
                     pcm = np.concatenate([pcm, release.finish()])
                 if pcm.size:
@@ -90,6 +90,11 @@ class Voice:
                     index += 1
         finally:
             release.close()
+
+    def _render(self, release: output.Release, spoken: str, opts: dict) -> np.ndarray:
+        """The one place an engine is called: its audio goes straight into the release."""
+        return release(resample(self.engine.synthesize(spoken, self.info, opts), self.sample_rate,
+                                release.sample_rate))
 
     def speak(self, text: str, *, sample_rate: int | None = None, origin: str = "api", actor: str | None = None,
               **settings) -> Speech:
@@ -155,8 +160,7 @@ class Live:
         for sentence in sentences(body, v.info.language) if body else []:
             spoken = normalize(sentence) if v.english else sentence
             if speakable(spoken):
-                pcm = v.engine.synthesize(spoken, v.info, self._opts)
-                parts.append(self.release(resample(pcm, v.sample_rate, self.release.sample_rate)))
+                parts.append(v._render(self.release, spoken, self._opts))
         if parts:
             self.release.said.append(body)
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
