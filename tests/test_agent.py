@@ -244,3 +244,82 @@ def test_memory_keeps_the_system_prompt_and_the_latest_turns():
     # under budget nothing is dropped
     short = msgs[:1] + msgs[-3:]
     assert trim(short, 300, count) == (short, 0)
+
+
+@pytest.mark.slow
+def test_the_first_piece_of_an_answer_ends_at_a_clause():
+    """The TTS starts on a short clause; the rest of the answer goes by whole sentences; an
+    abbreviation or a thousands separator does not split; each answer starts afresh."""
+    from voxa.agent.tts import FirstClauseAggregator
+
+    agg = FirstClauseAggregator()
+
+    async def answer(text):
+        out = []
+        for i in range(0, len(text), 3):  # as an LLM streams it, a few characters at a time
+            out += [a.text async for a in agg.aggregate(text[i:i + 3])]
+        rest = await agg.flush()
+        return out + ([rest.text] if rest and rest.text else [])
+
+    async def main():
+        assert await answer("Sure, a cold brings a runny nose, sore throat, and cough. Dr. Smith agrees.") == [
+            "Sure, a cold brings a runny nose,", "sore throat, and cough.", "Dr. Smith agrees."]
+        assert await answer("It costs 1,000 dollars, roughly. Okay.") == ["It costs 1,000 dollars,", "roughly.", "Okay."]
+        assert await answer("one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+                            "fifteen sixteen.") == [
+            "one two three four five six seven eight nine ten eleven twelve thirteen fourteen", "fifteen sixteen."]
+        assert await answer("Hi. I am here, for you, always.") == ["Hi.", "I am here, for you, always."]
+
+    asyncio.run(main())
+
+
+def test_a_backchannel_does_not_interrupt_but_speech_does(eval_dir):
+    """While the bot says its greeting: 0.3 s of real speech ("mm-hm" length) leaves it talking;
+    then 1.5 s of speech stops it (the rule: 0.5 s of continuous speech)."""
+    from websockets.sync.client import connect
+
+    from voxa import audio
+
+    url = start_server(ServerConfig(api_keys=(), agent=AgentConfig(
+        greeting="Hello! I am an AI voice assistant. I can answer questions, tell you the time, and end the "
+                 "call when you say goodbye. What would you like to talk about today?")))
+    speech = audio.decode(eval_dir / LS / "1089-134686-0000.flac")
+    start = int(np.argmax(np.abs(speech) > 0.05))
+    chunk = 320
+
+    def send(c, samples):
+        pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+        for i in range(0, len(pcm), chunk):
+            c.send(pcm[i:i + chunk].tobytes())
+            time.sleep(0.02)
+
+    def drain(c, seconds):
+        """Send silence for ``seconds``; return (bot audio bytes, events) received meanwhile."""
+        got, events, end = 0, [], time.time() + seconds
+        while time.time() < end:
+            c.send(np.zeros(chunk, "<i2").tobytes())
+            try:
+                while True:
+                    msg = c.recv(timeout=0.001)
+                    if isinstance(msg, bytes):
+                        got += len(msg)
+                    else:
+                        events.append(json.loads(msg))
+            except TimeoutError:
+                pass
+            time.sleep(0.02)
+        return got, events
+
+    with connect(ws(url)) as c:
+        assert json.loads(c.recv(timeout=60))["type"] == "session"
+        audio_in, _ = drain(c, 2.0)
+        assert audio_in > 0, "the greeting did not start"
+        send(c, speech[start:start + 4800])  # 0.3 s
+        after, events = drain(c, 2.0)
+        assert not any(e["type"] == "interrupted" for e in events), events
+        assert after > 16000, "the bot stopped after a backchannel"
+        send(c, speech[start:start + 24000])  # 1.5 s
+        _, events = drain(c, 1.0)
+        assert any(e["type"] == "interrupted" for e in events), events
+        later, _ = drain(c, 1.0)
+        assert later == 0, "bot audio went on after the interruption"

@@ -20,6 +20,8 @@ environment variables, or keyword arguments.
     pause_s = 0.2
     long_silence_s = 2.0
     threshold = 0.5
+    medium_silence_s = 0.6        # a sentence that ends in . ? ! (and scores >= medium_threshold)
+    medium_threshold = 0.1
 """
 
 from __future__ import annotations

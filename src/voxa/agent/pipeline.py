@@ -47,12 +47,17 @@ STAGES = ("turn_decided_ms", "asr_final_ms", "llm_first_token_ms", "tts_first_au
 class SustainedSpeechStart(BaseUserTurnStartStrategy):
     """The user's turn starts when Silero hears speech; while the bot is speaking, only after
     ``interrupt_speech_s`` of continuous speech, so a short backchannel ("mm-hm", "yeah") or a
-    cough does not cut the bot off. ``allow_interruptions=False``: never while the bot speaks."""
+    cough does not cut the bot off. ``allow_interruptions=False``: never while the bot speaks.
 
-    def __init__(self, *, interrupt_speech_s: float = 0.5, allow_interruptions: bool = True, **kw):
+    ``vad`` (``voxa.turn.vad_analyzer()``) tells speech from the silence Silero waits out before
+    it reports a stop; without it, a 0.3 s "mm-hm" plus that 0.2 s of silence would count as
+    0.5 s of speech (tests/test_agent.py found exactly that)."""
+
+    def __init__(self, *, interrupt_speech_s: float = 0.5, allow_interruptions: bool = True, vad=None, **kw):
         super().__init__(enable_interruptions=allow_interruptions, **kw)
         self.interrupt_speech_s = interrupt_speech_s
         self.allow = allow_interruptions
+        self.vad = vad
         self._bot_speaking = False
         self._since: float | None = None  # when the current speech began (VAD start minus its start time)
 
@@ -73,7 +78,8 @@ class SustainedSpeechStart(BaseUserTurnStartStrategy):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._since = None
         elif isinstance(frame, InputAudioRawFrame) and self._since is not None and self._bot_speaking:
-            if self.allow and time.monotonic() - self._since >= self.interrupt_speech_s:
+            hearing = getattr(self.vad, "hearing_speech", True)
+            if self.allow and hearing and time.monotonic() - self._since >= self.interrupt_speech_s:
                 return await self._start()
         return ProcessFrameResult.CONTINUE
 
@@ -163,7 +169,6 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
         LLMContextAggregatorPair,
         LLMUserAggregatorParams,
     )
-    from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
     from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
     from .. import turn
@@ -176,13 +181,13 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
     llm = make_llm(cfg.llm, system_prompt=cfg.system_prompt)
     tts = VoxaTTSService(voice=cfg.voice, actor=actor)
     context = LLMContext(tools=agent.tools_schema()) if agent.tools else LLMContext()
+    vad = turn.vad_analyzer(cfg.turn)
     strategies = UserTurnStrategies(
         start=[SustainedSpeechStart(interrupt_speech_s=cfg.interrupt_speech_s,
-                                    allow_interruptions=cfg.allow_interruptions)],
-        stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=turn.analyzer(cfg.turn))])
+                                    allow_interruptions=cfg.allow_interruptions, vad=vad)],
+        stop=[turn.stop_strategy(cfg.turn)])
     user, assistant = LLMContextAggregatorPair(
-        context, user_params=LLMUserAggregatorParams(user_turn_strategies=strategies,
-                                                     vad_analyzer=turn.vad_analyzer(cfg.turn)))
+        context, user_params=LLMUserAggregatorParams(user_turn_strategies=strategies, vad_analyzer=vad))
     pipeline = Pipeline([transport.input(), stt, Events("user"), user, llm, tts, Events("bot"),
                          transport.output(), assistant])
 
@@ -196,7 +201,7 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
             asyncio.get_running_loop().create_task(worker.queue_frame(OutputTransportMessageUrgentFrame(message=row)))
 
     worker = PipelineWorker(pipeline, params=PipelineParams(audio_in_sample_rate=16000,
-                                                            audio_out_sample_rate=tts.sample_rate,
+                                                            audio_out_sample_rate=tts.voice.sample_rate,
                                                             enable_metrics=True),
                             observers=[TurnTimer(report)], enable_rtvi=False, idle_timeout_secs=None)
     @transport.event_handler("on_client_disconnected")

@@ -142,11 +142,15 @@ async def talk(url: str, files: list[str], *, api_key: str | None = None, barge_
             session.turns.append(turn)
             if interrupting and turn.latency:
                 nxt_name, nxt = clips[n + 1]
-                onset = time.monotonic() + _onset(nxt)
+                t0 = time.monotonic()
+                onset = t0 + _onset(nxt)
                 await _send_audio(ws, nxt, listener)
                 clips[n + 1] = (nxt_name, np.zeros(0, np.float32))  # already said
-                turn.interrupted = bool(listener.events_since(onset - _onset(nxt), "interrupted"))
-                last = max((at for at, _ in listener.audio if at < time.monotonic()), default=onset)
+                t_done = time.monotonic()
+                last = max((at for at, _ in listener.audio if at <= t_done), default=0.0)
+                cut = listener.events_since(t0, "interrupted")
+                # interrupted: the server said so and the bot's audio stopped while the user was still talking
+                turn.interrupted = bool(cut) and last < t_done - 0.2
                 turn.barge_in_stop_ms = round((last - onset) * 1000.0, 1) if turn.interrupted else None
         await asyncio.sleep(0.2)
         session.events = [e for _, e in listener.events]
