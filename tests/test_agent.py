@@ -76,16 +76,6 @@ def test_a_conversation_with_the_local_agent(local_agent, eval_dir):
 
 
 @pytest.mark.slow
-def test_barge_in_stops_the_bot(local_agent, eval_dir):
-    files = [eval_dir / LS / "1089-134686-0000.flac", eval_dir / LS / "1089-134686-0001.flac"]
-    session = talk(local_agent, files, barge_in=1.0)
-    first = session.turns[0]
-    assert first.interrupted, session.events
-    # the bot's audio stopped while the user was still talking (the second clip lasts ~5 s)
-    assert first.barge_in_stop_ms is not None and first.barge_in_stop_ms < 3000
-
-
-@pytest.mark.slow
 def test_session_limit_and_teardown(local_agent, eval_dir):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
@@ -133,8 +123,9 @@ def test_bad_input_on_the_agent_socket(local_agent):
 
 
 # --------------------------------------------------------------------------- an OpenAI-compatible endpoint
-def _fake_llm():
-    """A tiny OpenAI-compatible chat server: asks for get_current_time, then answers with its result."""
+def _fake_llm(answer: str | None = None):
+    """A tiny OpenAI-compatible chat server: asks for get_current_time, then answers with its result;
+    or, given ``answer``, says that (a few words per chunk) to every request."""
     import uvicorn
     from fastapi import FastAPI
     from fastapi.responses import StreamingResponse
@@ -151,7 +142,11 @@ def _fake_llm():
         body = await request.json()
         seen.append(body)
         tool = next((m for m in body["messages"] if m.get("role") == "tool"), None)
-        if tool is None:
+        if answer is not None:
+            words = answer.split(" ")
+            parts = [sse({"role": "assistant", "content": " ".join(words[i:i + 3]) + " "})
+                     for i in range(0, len(words), 3)] + [sse({}, "stop")]
+        elif tool is None:
             parts = [sse({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
                           "function": {"name": "get_current_time", "arguments": json.dumps({"timezone": "UTC"})}}]}),
                      sse({}, "tool_calls")]
@@ -187,6 +182,36 @@ def test_openai_compatible_endpoint_with_a_tool(eval_dir):
     # the tool ran in voxa and its result went back; the answer uses it and was spoken
     assert any(m.get("role") == "tool" for m in seen[-1]["messages"])
     assert "in UTC" in turn.answer and turn.bot_audio.size > 0
+
+
+@pytest.mark.slow
+def test_barge_in_stops_the_bot_and_its_memory_keeps_only_what_it_said(eval_dir):
+    """The bot starts a twelve-sentence answer (from an OpenAI-compatible server, so that it is
+    surely long: the bundled model's answers vary); the user cuts in 1 s later. The bot's audio
+    stops while the user is still talking, and the next request to the LLM carries the bot's
+    turn as far as it was heard, not the text it was given. The unit
+    is the sentence: Pipecat passes a sentence to the memory once its audio has played, so a
+    sentence cut off in the middle is not remembered (these are short, about 1 s each)."""
+    sentences = [f"The stew was {w}." for w in
+                 ("hot", "thick", "brown", "salty", "rich", "spicy", "fresh", "mild", "sweet", "dark", "good", "done")]
+    base_url, seen = _fake_llm(" ".join(sentences))
+    url = start_server(ServerConfig(api_keys=(), agent=AgentConfig(greeting="", llm=LLMConfig(
+        base_url=base_url, model="fake"))))
+    # "He could wait no longer." (2 s), then, 1 s into the answer, a 5 s sentence
+    session = talk(url, [eval_dir / LS / "1089-134691-0000.flac", eval_dir / LS / "1089-134691-0001.flac"],
+                   barge_in=1.0)
+    first = session.turns[0]
+    assert first.interrupted, session.events
+    # from the onset of the speech (where its loudness rises; Silero hears it a little earlier),
+    # of which the rule itself needs 0.5 s
+    assert first.barge_in_stop_ms is not None and 0 < first.barge_in_stop_ms < 2000
+    # the last request (after the interrupting speech); its first assistant message is the answer
+    # that was cut off
+    history = [m for m in seen[-1]["messages"] if m["role"] == "assistant"]
+    assert history, seen[-1]["messages"]
+    said = history[0]["content"]
+    assert sentences[0] in said  # what was spoken is remembered
+    assert sentences[-1] not in said and len(said) < len(" ".join(sentences)) / 2, said
 
 
 # --------------------------------------------------------------------------- logic

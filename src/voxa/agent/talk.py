@@ -146,17 +146,34 @@ async def talk(url: str, files: list[str], *, api_key: str | None = None, barge_
                 onset = t0 + _onset(nxt)
                 await _send_audio(ws, nxt, listener)
                 clips[n + 1] = (nxt_name, np.zeros(0, np.float32))  # already said
-                t_done = time.monotonic()
-                last = max((at for at, _ in listener.audio if at <= t_done), default=0.0)
-                cut = listener.events_since(t0, "interrupted")
-                # interrupted: the server said so and the bot's audio stopped while the user was still talking
-                turn.interrupted = bool(cut) and last < t_done - 0.2
-                turn.barge_in_stop_ms = round((last - onset) * 1000.0, 1) if turn.interrupted else None
+                stop = _barge_in_stop(listener, t0, onset, time.monotonic())
+                turn.interrupted = stop is not None
+                turn.barge_in_stop_ms = round((stop - onset) * 1000.0, 1) if turn.interrupted else None
         await asyncio.sleep(0.2)
         session.events = [e for _, e in listener.events]
         session.sample_rate = listener.rate
         reader.cancel()
     return session
+
+
+def _barge_in_stop(listener: _Listener, t0: float, onset: float, t_done: float) -> float | None:
+    """When the bot's audio stopped, if the user's speech from ``onset`` interrupted it: the bot
+    was talking at the onset (its audio, which the server sends at playback pace, was arriving),
+    the server announced an interruption while that answer was still arriving, and the time is
+    that of the answer's last audio. A later answer (the bot may answer a pause inside the
+    user's speech, and be cut off in turn) comes after a gap in the audio and is not counted."""
+    run: list[float] = []
+    for at, _ in listener.audio:
+        if onset - 0.3 <= at <= t_done:
+            if run and at - run[-1] > 0.25:  # audio comes at playback pace: a gap is a stop
+                break
+            run.append(at)
+    if not run or run[0] > onset + 0.1:
+        return None  # the bot had finished, or not started
+    cut = next((at for at, e in listener.events if at >= t0 and e.get("type") == "interrupted"), None)
+    if cut is None or not any(cut - 0.3 <= at <= cut for at in run) or max(run) > t_done - 0.2:
+        return None  # no interruption, or the answer had ended before it came, or went on to the end
+    return max(run)
 
 
 def _first_audio(listener: _Listener, since: float) -> float:

@@ -28,6 +28,7 @@ from ..errors import InputError
 from ..types import Speech, SpeechChunk, VoiceInfo
 from .engine import all_voices, get_engine, resolve
 from .normalize import normalize
+from .normalize import warm as warm_normalizer
 from .text import clean, sentences, speakable
 
 __all__ = ["Voice", "Live", "load_voice", "speak", "speak_stream", "aspeak", "voices", "SpeechStream"]
@@ -47,6 +48,8 @@ class Voice:
         self.settings = self.engine.check_settings(settings)
         self.engine.load(self.info)
         self.english = self.info.language.lower().startswith("en")
+        if self.english:
+            warm_normalizer()
 
     @classmethod
     def bound(cls, engine, info: VoiceInfo, *, consent_id: str) -> "Voice":

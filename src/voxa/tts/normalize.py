@@ -58,9 +58,15 @@ _END = r"[\"'”’)\]]*\s*$"  # a trailing period is kept only at the end of th
 
 @lru_cache(maxsize=1)
 def _inflect():
-    import inflect
+    import inflect  # 1.5 s to import (typeguard): a Voice imports it when it loads, see warm()
 
     return inflect.engine()
+
+
+def warm() -> None:
+    """Import the number speller now, not in the middle of the first sentence with a digit
+    (it cost a voice agent's answer 1.7 s in benchmarks/agent_latency.py)."""
+    _inflect()
 
 
 def cardinal(text: str | int) -> str:
