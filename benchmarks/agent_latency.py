@@ -7,7 +7,8 @@ waits until the bot has answered and gone quiet.
 
 Rows (same server process, same transport, same LLM, same voice, same latency probe):
 * **voxa**: the default agent: voxa's streaming recogniser (tiny.en, interim results, finalized
-  when Silero reports the pause), smart-turn v3.2 at a 0.2 s pause (2 s fallback), barge-in
+  when Silero reports the pause), end of turn in three tiers (smart-turn v3.2 at a 0.2 s pause; a final text that ends a
+  sentence at 0.6 s; 2 s), barge-in
   after 0.5 s of speech.
 * **pipecat-stock**: Pipecat 1.14's own pieces with its defaults: ``WhisperSTTService``
   (segmented faster-whisper: transcribes after the VAD cut) on the same tiny.en weights, the
