@@ -72,9 +72,8 @@ class TurnPolicy:
 
 
 def _analyzer_class():
-    from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
-
     from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
+    from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 
     class SmartTurn(LocalSmartTurnAnalyzerV3):
         """smart-turn v3.2 with voxa's threshold (Pipecat's is fixed at 0.5) and the medium-silence
@@ -122,7 +121,8 @@ def analyzer(policy: TurnPolicy | None = None):
     from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 
     policy = policy or TurnPolicy()
-    return _analyzer_class()(threshold=policy.threshold, params=SmartTurnParams(stop_secs=policy.long_silence_s - policy.pause_s),
+    return _analyzer_class()(threshold=policy.threshold,
+                             params=SmartTurnParams(stop_secs=policy.long_silence_s - policy.pause_s),
                              medium_ms=(policy.medium_silence_s - policy.pause_s) * 1000.0,
                              medium_threshold=policy.medium_threshold)
 
@@ -144,9 +144,7 @@ def stop_strategy(policy: TurnPolicy | None = None):
 def vad_analyzer(policy: TurnPolicy | None = None):
     """Pipecat's Silero VAD (its bundled ONNX, onnxruntime only) with the policy's timings."""
     from pipecat.audio.vad.silero import SileroVADAnalyzer
-    from pipecat.audio.vad.vad_analyzer import VADParams
-
-    from pipecat.audio.vad.vad_analyzer import VADState
+    from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
     class _Silero(SileroVADAnalyzer):
         @property
