@@ -348,3 +348,48 @@ def test_a_backchannel_does_not_interrupt_but_speech_does(eval_dir):
         assert any(e["type"] == "interrupted" for e in events), events
         later, _ = drain(c, 1.0)
         assert later == 0, "bot audio went on after the interruption"
+
+
+@pytest.mark.slow
+def test_voxa_agent_and_voxa_talk_commands(tmp_path, eval_dir):
+    """`voxa agent --config` serves the agent; `voxa talk --json` plays a recording to it and
+    prints what was heard, said and when. A public bind without a key is refused in one line."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "voxa.cli"]
+    refused = subprocess.run([*cmd, "agent", "--host", "0.0.0.0"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "api key" in refused.stderr.lower(), refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+    config = tmp_path / "agent.toml"
+    config.write_text('[agent]\ngreeting = "Hi, I am an AI assistant."\nmax_sessions = 1\n[agent.llm]\nmax_tokens = 30\n')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([*cmd, "agent", "--config", str(config), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        import urllib.request
+
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/agent/config", timeout=1) as r:
+                    assert r.status == 200
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.2)
+        done = subprocess.run([*cmd, "talk", str(eval_dir / LS / "1089-134691-0000.flac"), "--json",
+                               "--url", f"ws://127.0.0.1:{port}/v1/agent", "--out", str(tmp_path / "out")],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        session = json.loads(done.stdout)
+        assert "AI" in session["greeting"]
+        (turn,) = session["turns"]
+        assert "wait" in turn["transcript"].lower() and turn["answer"]
+        assert turn["latency"]["voice_to_voice_ms"] > 0
+        assert any((tmp_path / "out").glob("*.wav"))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
