@@ -11,8 +11,9 @@ and cannot bypass it. Synthesis runs in a worker thread; the event loop keeps se
 
 The first piece of each answer need not be a whole sentence (:class:`FirstClauseAggregator`):
 it ends at a clause (", ; :") once it has 4 words, or at 14 words. The bot starts talking
-after a short clause is synthesized, not after the whole first sentence: a 25-word first
-sentence kept the listener waiting 2 s on these 2 cores (benchmarks/agent_latency.py).
+once a short clause is written and synthesized, not the whole first sentence: the bundled
+model writes about 127 tokens/s on these cores, so a 25-word first sentence arrives whole
+about 0.25 s after its first word.
 """
 
 from __future__ import annotations
