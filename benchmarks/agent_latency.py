@@ -38,7 +38,6 @@ import asyncio
 import datetime
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -127,13 +126,7 @@ def serve():
     from voxa.agent import AgentConfig, LLMConfig
     from voxa.server.config import ServerConfig
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    import socket
-    import threading
-
-    import uvicorn
-
-    from voxa.server import create_app
+    from voxa.server import create_app, serve_in_background
 
     cfg = AgentConfig(greeting="", max_sessions=2, llm=LLMConfig(max_tokens=60))
     app = create_app(ServerConfig(api_keys=(), agent=cfg))
@@ -141,14 +134,7 @@ def serve():
 
     app.state.agent = Agent(cfg)  # models loaded before the first turn, for both rows
     stock_route(app)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return f"ws://127.0.0.1:{port}"
+    return serve_in_background(app).replace("http://", "ws://")
 
 
 def pct(values, q):

@@ -60,21 +60,6 @@ def wer(refs: list[str], hyps: list[str]) -> float:
 
 def start_server(config) -> str:
     """A live voxa server (uvicorn on a free loopback port, in a thread); returns its URL."""
-    import socket
-    import threading
-    import time
+    from voxa.server import create_app, serve_in_background
 
-    import uvicorn
-
-    from voxa.server import create_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    for _ in range(200):
-        if server.started:
-            return f"http://127.0.0.1:{port}"
-        time.sleep(0.05)
-    raise RuntimeError("server did not start")
+    return serve_in_background(create_app(config))

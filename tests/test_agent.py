@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 
 import numpy as np
@@ -126,9 +125,10 @@ def test_bad_input_on_the_agent_socket(local_agent):
 def _fake_llm(answer: str | None = None):
     """A tiny OpenAI-compatible chat server: asks for get_current_time, then answers with its result;
     or, given ``answer``, says that (a few words per chunk) to every request."""
-    import uvicorn
     from fastapi import FastAPI
     from fastapi.responses import StreamingResponse
+
+    from voxa.server import serve_in_background
 
     app = FastAPI()
     seen: list[dict] = []
@@ -156,14 +156,7 @@ def _fake_llm(answer: str | None = None):
                      sse({"content": "Anything else?"}), sse({}, "stop")]
         return StreamingResponse(iter(parts + ["data: [DONE]\n\n"]), media_type="text/event-stream")
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}/v1", seen
+    return serve_in_background(app) + "/v1", seen
 
 
 @pytest.mark.slow

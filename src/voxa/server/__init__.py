@@ -71,3 +71,25 @@ def serve(config: ServerConfig, *, preload_agent: bool = False) -> None:
 
         app.state.agent = Agent(config.agent)
     uvicorn.run(app, host=config.host, port=config.port, log_level="info")
+
+
+def serve_in_background(app: FastAPI, *, timeout: float = 10.0) -> str:
+    """Run ``app`` (this server's, or any ASGI app) on a free loopback port in a daemon thread;
+    returns its base URL once it accepts connections. For tests, benchmarks and notebooks."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}"
