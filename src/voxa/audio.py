@@ -258,7 +258,7 @@ class PcmDecoder:
         self._carry = data[n:]
         if n == 0:
             return np.zeros(0, np.float32)
-        pcm = np.frombuffer(data[:n], dtype="<i2").astype(np.float32) / 32768.0
+        pcm = from_pcm16(data[:n])
         if self.channels > 1:
             pcm = pcm.reshape(-1, self.channels).mean(axis=1)
         return self._resampler(pcm)
@@ -417,6 +417,16 @@ class _Sink(io.RawIOBase):
 
 def _to_int16(samples: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def to_pcm16(samples: np.ndarray) -> bytes:
+    """Float samples (clipped to [-1, 1]) as 16-bit little-endian PCM bytes."""
+    return _to_int16(samples).astype("<i2", copy=False).tobytes()
+
+
+def from_pcm16(data: bytes) -> np.ndarray:
+    """16-bit little-endian PCM bytes (an even number of them) as float32 samples in [-1, 1)."""
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
 def wav_header(sample_rate: int, n_samples: int | None) -> bytes:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 from pipecat.frames.frames import (
     CancelFrame,
     EndFrame,
@@ -30,7 +29,7 @@ from pipecat.services.stt_service import STTService
 from pipecat.utils.time import time_now_iso8601
 
 from ..asr import load_model
-from ..audio import SAMPLE_RATE, resample
+from ..audio import SAMPLE_RATE, from_pcm16, resample
 from ..streaming import Recognizer, StreamOptions, scheduler_for
 from ..types import StreamResult
 
@@ -83,7 +82,7 @@ class VoxaSTTService(STTService):
 
     async def run_stt(self, audio: bytes):
         if self._rec is not None and not self._rec.closed:
-            samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
+            samples = from_pcm16(audio)
             if self.sample_rate != SAMPLE_RATE:
                 samples = resample(samples, self.sample_rate, SAMPLE_RATE)
             self._rec.push(samples)  # Silero VAD on 32 ms frames (~0.15 ms each); decoding is elsewhere

@@ -69,8 +69,7 @@ class _Listener:
         return self.audio[-1][0] if self.audio else 0.0
 
     def audio_since(self, t: float) -> np.ndarray:
-        pcm = b"".join(b for at, b in self.audio if at >= t)
-        return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        return audio_io.from_pcm16(b"".join(b for at, b in self.audio if at >= t))
 
     def events_since(self, t: float, kind: str) -> list[dict]:
         return [e for at, e in self.events if at >= t and e.get("type") == kind]
@@ -87,13 +86,13 @@ async def _send_silence_until(ws, listener: _Listener, done, timeout: float) -> 
 
 
 async def _send_audio(ws, samples: np.ndarray, listener: _Listener, stop_when=None) -> None:
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    n = int(16000 * CHUNK_S)
+    pcm = audio_io.to_pcm16(samples)
+    n = 2 * int(16000 * CHUNK_S)  # bytes per message
     t0 = time.monotonic()
     for k, i in enumerate(range(0, len(pcm), n)):
         if listener.closed.is_set():
             return
-        await ws.send(pcm[i:i + n].tobytes())
+        await ws.send(pcm[i:i + n])
         await asyncio.sleep(max(0.0, t0 + (k + 1) * CHUNK_S - time.monotonic()))
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 from pipecat.frames.frames import CancelFrame, EndFrame, TTSAudioRawFrame
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.text import simple_text_aggregator as _sta
 from pipecat.utils.text.base_text_aggregator import Aggregation, TextType
 
+from ..audio import to_pcm16
 from ..tts import Live, load_voice
 
 
@@ -103,7 +103,7 @@ class VoxaTTSService(TTSService):
         pcm = await asyncio.to_thread(live.say, text)
         await self.stop_ttfb_metrics()
         if pcm.size:
-            yield TTSAudioRawFrame(_int16(pcm), self.sample_rate, 1, context_id=context_id)
+            yield TTSAudioRawFrame(to_pcm16(pcm), self.sample_rate, 1, context_id=context_id)
 
     async def on_turn_context_completed(self):
         # the answer is complete: what the watermark held back goes out before the stop frame
@@ -114,7 +114,7 @@ class VoxaTTSService(TTSService):
             live.close()
             if tail.size and self.audio_context_available(context_id):
                 await self.append_to_audio_context(
-                    context_id, TTSAudioRawFrame(_int16(tail), self.sample_rate, 1, context_id=context_id))
+                    context_id, TTSAudioRawFrame(to_pcm16(tail), self.sample_rate, 1, context_id=context_id))
         await super().on_turn_context_completed()
 
     async def on_audio_context_interrupted(self, context_id: str):
@@ -137,7 +137,3 @@ class VoxaTTSService(TTSService):
     def _close_all(self) -> None:
         for context_id in list(self._live):
             self._close(context_id)
-
-
-def _int16(pcm: np.ndarray) -> bytes:
-    return (np.clip(pcm, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()

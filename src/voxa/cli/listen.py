@@ -15,7 +15,6 @@ import threading
 from typing import Optional
 from urllib.parse import urlencode
 
-import numpy as np
 import typer
 
 from ..errors import VoxaError
@@ -91,7 +90,7 @@ def _remote(url: str, path: str, params: dict, api_key: Optional[str], pace: flo
     reader.start()
     try:
         for block in paced(audio.stream(path, block_seconds=CHUNK_S), pace):
-            ws.send((np.clip(block, -1, 1) * 32767).astype("<i2").tobytes())
+            ws.send(audio.to_pcm16(block))
         ws.send(json.dumps({"type": "CloseStream"}))
     except ConnectionClosed:
         pass

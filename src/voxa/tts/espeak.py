@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..audio import from_pcm16
 from ..errors import InputError, ModelError
 from ..types import VoiceInfo
 from .engine import SPEED_HELP, Engine, Setting
@@ -62,7 +63,7 @@ def wav_samples(wav: bytes) -> np.ndarray:
         return np.zeros(0, np.float32)
     pcm = wav[at + 8:]
     pcm = pcm[: len(pcm) // 2 * 2]
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    return from_pcm16(pcm)
 
 
 @lru_cache(maxsize=1)
