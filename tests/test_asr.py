@@ -167,3 +167,35 @@ def test_decode_with_prefix_returns_only_what_follows(eval_dir, tiny):
     assert new and new[0].start >= a.size / 16000 - 0.3
     assert wer([refs[3]], ["".join(x.word for x in new)]) <= wer([refs[3]], ["".join(x.word for x in alone)]) + 0.1
     assert wer([refs[3]], ["".join(x.word for x in new)]) < 0.3
+
+
+def test_decode_clips_caps_tokens_by_duration_without_cutting_speech(eval_dir, tiny, monkeypatch):
+    """A clip Whisper loops on would run to 448 tokens and hold up its whole batch of live
+    streams; the cap follows the longest clip's duration and leaves real speech whole."""
+    from voxa import asr
+
+    files, refs = librispeech(eval_dir)
+    clips = [audio.decode(f) for f in files[:4]]
+    capped = tiny.decode_clips(clips, ["en"] * 4)
+    seen = []
+
+    class Watch:  # the CTranslate2 model, noting each max_length it is given
+        def __init__(self, model):
+            self.model = model
+
+        def __getattr__(self, name):
+            return getattr(self.model, name)
+
+        def generate(self, *a, **kw):
+            seen.append(kw["max_length"])
+            return self.model.generate(*a, **kw)
+
+    monkeypatch.setattr(tiny.model, "model", Watch(tiny.model.model))
+    short = tiny.decode_clips([clips[0][:8000]], ["en"])  # half a second
+    assert seen and seen[0] <= 4 + asr._TOKENS_PER_S * 0.5 + 10
+    assert all(w.end <= 0.6 for w in short[0][0])
+    monkeypatch.setattr(asr, "_TOKENS_PER_S", 1000)  # effectively uncapped: 448
+    uncapped = tiny.decode_clips(clips, ["en"] * 4)
+    assert seen[-1] == tiny.model.max_length
+    for (a, _), (b, _) in zip(capped, uncapped):
+        assert [w.word for w in a] == [w.word for w in b] and a

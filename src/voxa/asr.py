@@ -37,6 +37,7 @@ log = logging.getLogger("voxa.asr")
 TASKS = ("transcribe", "translate")
 _PREPEND, _APPEND = "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、"
 _ENCODER_WINDOWS = (1000, 1500, 2000, 3000)  # decode_clips: encoder input in mel frames (10 ms each)
+_TOKENS_PER_S = 12  # decode_clips: tokens allowed per second of audio (fast English speech needs about 5)
 # Buffer this much speech (seconds) before packing, per window of batch: bounded memory,
 # and enough choice for the packer to fill windows well.
 _LOOKAHEAD_WINDOWS = 2
@@ -427,7 +428,11 @@ class Whisper:
         prompts = [model.get_prompt(toks[lang], [], without_timestamps=True, prefix=p or None)
                    for lang, p in zip(langs, prefixes)]
         skip = [_count_words(toks[lang], p) for lang, p in zip(langs, prefixes)]
-        results = model.model.generate(encoded, prompts, beam_size=beam_size, max_length=model.max_length,
+        # A clip Whisper loops on (often a short or quiet one) would decode to the full 448 tokens
+        # and hold up every clip in its batch; no speech needs more than _TOKENS_PER_S.
+        longest = max(c.size for c in clips) / audio_io.SAMPLE_RATE
+        max_length = min(model.max_length, max(map(len, prompts)) + int(_TOKENS_PER_S * longest) + 10)
+        results = model.model.generate(encoded, prompts, beam_size=beam_size, max_length=max_length,
                                        return_scores=True, return_no_speech_prob=True, suppress_blank=True,
                                        suppress_tokens=[-1])
         opts = Options()
