@@ -8,7 +8,8 @@ import time
 import numpy as np
 
 from voxa import audio
-from voxa.streaming import Recognizer, Scheduler, StreamOptions, _agreement, message
+from voxa.streaming import Recognizer, Scheduler, StreamOptions, message
+from voxa.streaming.recognizer import _agreement
 from voxa.types import SpeechStarted, StreamResult, UtteranceEnd, Word
 
 from .conftest import librispeech, wer

@@ -1,75 +1,40 @@
-"""Live recognition: audio in as it arrives, interim and final words out.
+"""One live stream: audio in as it arrives, interim and final words out (see :mod:`voxa.streaming`).
 
-One ``Recognizer`` per stream, one ``Scheduler`` per model shared by all streams.
+Silero VAD judges every 32 ms frame (``vad.StreamingVad``), and silence is never decoded. While
+someone speaks, the utterance so far is decoded again every ``interim_s`` of new audio (greedy)
+and sent as an interim result. When the voice stops for ``speculate_ms`` the utterance is decoded
+once more, as a final would be; if the silence then lasts ``endpointing_ms`` that decode is
+usually done already, so the final goes out at the endpoint with no wait. If speech resumes
+instead, the decode counts as an interim. An utterance longer than ``commit_s`` commits the words
+two successive decodes agree on (whisper_streaming's LocalAgreement-2) as a final and drops that
+audio, so no buffer grows without bound.
 
-Per stream, Silero VAD judges every 32 ms frame (``vad.StreamingVad``), and silence is never
-decoded. While someone speaks, the utterance so far is decoded again every ``interim_s`` of new
-audio (greedy) and sent as an interim result. When the voice stops for ``speculate_ms`` the
-utterance is decoded once more, as a final would be; if the silence then lasts ``endpointing_ms``
-that decode is usually done already, so the final goes out at the endpoint with no wait. If
-speech resumes instead, the decode counts as an interim. An utterance longer than ``commit_s``
-commits the words two successive decodes agree on (whisper_streaming's LocalAgreement-2) as a
-final and drops that audio, so no buffer grows without bound.
-
-Why not re-decode a growing 30 s window as whisper_streaming does: every update then costs a
-full 30 s encoder pass plus all the words again (3.6 s commit latency with tiny.en in
-../shared/MODELS.md). Here the VAD decides where utterances end, decodes are only of speech,
-and the encoder runs on a 10, 15 or 20 s window when the audio fits, which CTranslate2 allows
-and which kept tiny.en's LibriSpeech WER within noise of the 30 s window (17.4% and 16.4% against
-16.6% on 40 test-other utterances) at half the cost.
-
-Across streams the ``Scheduler`` runs one worker thread per model. It takes at most one job per
-stream per batch, oldest first, and decodes them together with ``Whisper.decode_clips``:
-features, encoder, CTranslate2 ``generate`` with one prompt per item, then word alignment. Finals go first, in
-batches of their own; interim batches hold at most 20 s of audio, so a final waits for at most one
-short batch. Each stream has at most one job in flight and one interim waiting (a newer interim
-replaces it), and when streams compete each one's interims are spaced so that interims use at
-most half the decoder's time: a stream that sends faster than it can be decoded gets fewer
-interims, not a longer queue.
-
-A final is decoded with up to ``lookback_s`` (10 s) of the speech before it, and the text
-already sent for that speech as Whisper's decoder prefix, so a short piece between two pauses is
-heard in context and Whisper only continues the text; words timed before the utterance are
-dropped, and a clip whose prefix Whisper cannot follow is decoded again alone. The lookback is
-chosen when the job starts, after every earlier final of the stream is known, and only when at
-most two finals are waiting: under load it would cost more than it is worth (with it on every
-final, 8 tiny.en streams had a final p90 of 1.4 s instead of 0.7 s). On the 60 test-other
-utterances of ../shared/eval (6 speakers, 1 s pauses, 300 ms endpointing) tiny.en's streaming WER
-went from 20.6% to 16.1% with it (offline 11.5%). Words the aligner gives no time (a phrase said
-again, piled onto one instant) are dropped by ``asr.Whisper.decode_clips``.
-
-Measured and left out: the recent final words as Whisper's prompt instead of a prefix (worse:
-24.1% against 17.9%), beam 5 for finals, the full 30 s encoder window for finals, more pre-roll,
-a later speculative decode, 20 s of lookback (all within noise or worse). What remains is mostly
-that a piece ending at a 300 ms pause is final before the words after it are heard (15% WER with
-1000 ms endpointing).
+A final is decoded with up to ``lookback_s`` (10 s) of the speech before it, and the text already
+sent for that speech as Whisper's decoder prefix (``Recognizer._look_back``, called by the
+scheduler as the job starts, when every earlier final of the stream is known), so a short piece
+between two pauses is heard in context and Whisper only continues the text.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
-from .types import SpeechStarted, StreamResult, UtteranceEnd, Word
-from .vad import StreamingVad
+from ..audio import SAMPLE_RATE
+from ..types import SpeechStarted, StreamResult, UtteranceEnd, Word
+from ..vad import StreamingVad
 
-log = logging.getLogger("voxa.streaming")
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
 
 FRAME = StreamingVad.FRAME
-_PUNCT = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~¿¡“”‘’«»。，、！？：；"
-_BUSY = 0.5  # share of the decoder's time interims may take when streams compete
-_INTERIM_BATCH_S = 20.0  # seconds of audio in one batch of interims
 _MAX_CLIP_S = 28.0  # a clip with its lookback stays inside Whisper's 30 s window
-_LOOKBACK_SLACK = 0.1  # a word after the prefix ending this soon into the utterance belongs to the lookback
-_LOOKBACK_FINALS = 2  # finals get their lookback when no more than this many are waiting
 
 Event = SpeechStarted | StreamResult | UtteranceEnd
 
@@ -119,7 +84,6 @@ class _Said(NamedTuple):
     text: str
 
 
-# --------------------------------------------------------------------------- one stream
 class Recognizer:
     """The state of one live stream. ``push`` audio (float32, 16 kHz mono) as it arrives;
     events reach ``emit`` in order, from the caller's thread or the scheduler's."""
@@ -434,222 +398,3 @@ def _agreement(prev: list[Word], new: list[Word], before: float) -> int:
             break
         n += 1
     return n
-
-
-# --------------------------------------------------------------------------- all streams
-class Scheduler:
-    """Decodes jobs from every stream of one model in batches, on one worker thread."""
-
-    def __init__(self, engine, *, batch_size: int = 8, final_beam: int = 1, on_batch=None):
-        self.engine = engine
-        self.batch_size = batch_size
-        self.final_beam = final_beam
-        self.on_batch = on_batch  # callback(audio_seconds, wall_seconds), for metrics
-        self._streams: list[Recognizer] = []
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stop = False
-        self._job_cost = 0.05  # seconds of decoding per job, a moving average
-
-    def interim_period(self) -> float:
-        """How often each speaking stream may ask for an interim so that decoding stays within
-        _BUSY of the worker's time, leaving room for finals."""
-        speaking = sum(1 for r in self._streams if r.speaking)
-        return speaking * self._job_cost / _BUSY
-
-    def register(self, rec: Recognizer) -> None:
-        with self._cond:
-            self._streams.append(rec)
-            if self._thread is None or not self._thread.is_alive():
-                self._stop = False
-                self._thread = threading.Thread(target=self._loop, name="voxa-stream-decoder", daemon=True)
-                self._thread.start()
-
-    def unregister(self, rec: Recognizer) -> None:
-        with self._cond:
-            if rec in self._streams:
-                self._streams.remove(rec)
-
-    @property
-    def streams(self) -> int:
-        with self._cond:
-            return len(self._streams)
-
-    def notify(self) -> None:
-        with self._cond:
-            self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify()
-
-    def _take(self) -> list[Job]:
-        ready = []
-        for rec in self._streams:
-            with rec._lock:
-                if rec.queue and rec.inflight is None:
-                    ready.append(rec.queue[0])
-        if not ready:
-            return []
-        finals = [j for j in ready if j.kind != "interim"]
-        # Finals go first and alone: a final waits for at most one batch of interims.
-        group = sorted(finals or ready, key=lambda j: j.submitted)
-        if not finals:  # interim batches are capped by audio, so that wait stays short
-            budget, take = _INTERIM_BATCH_S * SAMPLE_RATE, []
-            for j in group:
-                if take and budget < j.audio.size:
-                    break
-                budget -= j.audio.size
-                take.append(j)
-            group = take
-        batch = []
-        # Lookback makes a final dearer: only finals decoded with at most one other get it.
-        cheap = len(finals) <= _LOOKBACK_FINALS
-        for job in group[: self.batch_size]:
-            rec = job.stream
-            with rec._lock:
-                if rec.queue and rec.queue[0] is job and rec.inflight is None:
-                    rec.queue.popleft()
-                    rec.inflight = job
-                    if cheap:
-                        rec._look_back(job)
-                    job.before = None
-                    batch.append(job)
-        return batch
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                batch = self._take()
-                while not batch:
-                    if self._stop:
-                        return
-                    self._cond.wait(0.5)
-                    batch = self._take()
-            self._run(batch)
-
-    def _run(self, batch: list[Job]) -> None:
-        t0 = time.perf_counter()
-        todo = [j for j in batch if j.audio is not None and j.audio.size]
-        try:
-            words = self.engine.decode_clips([j.audio for j in todo], [j.stream.language for j in todo],
-                                             prefixes=[j.prefix for j in todo],
-                                             beam_size=self.final_beam if any(j.kind != "interim" for j in todo) else 1)
-            results = dict(zip(map(id, todo), words))
-            # A prefix Whisper cannot follow (the earlier final was wrong) can end the text at
-            # once: such clips are decoded again on their own.
-            again = [j for j in todo if j.prefix and not results[id(j)][0]]
-            for j in again:
-                j.audio, j.lookback, j.prefix = j.audio[j.lookback:], 0, ""
-            if again:
-                retry = self.engine.decode_clips([j.audio for j in again], [j.stream.language for j in again],
-                                                 beam_size=self.final_beam)
-                results.update(zip(map(id, again), retry))
-        except Exception as e:  # a model failure must not kill the worker: report it to the streams
-            log.exception("streaming decode failed")
-            for j in batch:
-                j.stream.done(j, None, e)
-            return
-        if todo:
-            cost = (time.perf_counter() - t0) / len(todo)
-            self._job_cost = 0.8 * self._job_cost + 0.2 * cost
-        if self.on_batch and todo:
-            self.on_batch(sum(j.audio.size for j in todo) / SAMPLE_RATE, time.perf_counter() - t0)
-        for j in batch:
-            ws, lang = results.get(id(j), ([], None))
-            if j.stream.language is None and lang and j.audio is not None and j.audio.size >= 2 * SAMPLE_RATE:
-                j.stream.language = lang
-            base = j.offset - j.lookback / SAMPLE_RATE  # stream time of the clip's start
-            j.stream.done(j, [Word(round(max(w.start + base, j.offset), 3), round(w.end + base, 3), w.word,
-                                   w.probability) for w in ws if w.end + base > j.offset + _LOOKBACK_SLACK])
-        with self._cond:
-            self._cond.notify()
-
-
-# --------------------------------------------------------------------------- wire format
-def message(event: Event, *, request_id: str = "", model: str = "") -> dict:
-    """An event as the JSON message of Deepgram's live API (``/v1/listen``), which voxa speaks."""
-    if isinstance(event, SpeechStarted):
-        return {"type": "SpeechStarted", "channel": [0, 1], "timestamp": event.timestamp}
-    if isinstance(event, UtteranceEnd):
-        return {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": event.last_word_end}
-    words = [{"word": w.word.strip().lower().strip(_PUNCT) or w.word.strip(), "start": w.start, "end": w.end,
-              "confidence": w.probability, "punctuated_word": w.word.strip()} for w in event.words]
-    confidence = round(sum(w.probability for w in event.words) / len(event.words), 4) if event.words else 0.0
-    return {
-        "type": "Results", "channel_index": [0, 1], "start": event.start, "duration": event.duration,
-        "is_final": event.is_final, "speech_final": event.speech_final, "from_finalize": event.from_finalize,
-        "channel": {"alternatives": [{"transcript": event.text, "confidence": confidence, "words": words}]},
-        "metadata": {"request_id": request_id, "model_info": {"name": model, "version": "", "arch": "whisper"}},
-    }
-
-
-# --------------------------------------------------------------------------- Python API
-_SCHEDULERS: dict[str, Scheduler] = {}
-_SCHEDULERS_LOCK = threading.Lock()
-
-
-def scheduler_for(engine) -> Scheduler:
-    """The process's shared scheduler for a loaded model."""
-    with _SCHEDULERS_LOCK:
-        if engine.name not in _SCHEDULERS:
-            _SCHEDULERS[engine.name] = Scheduler(engine)
-        return _SCHEDULERS[engine.name]
-
-
-def paced(blocks, pace: float):
-    """Yield 16 kHz blocks no sooner than they would exist live: a block once it has been
-    spoken, at ``pace`` times real time (0: as fast as they come)."""
-    t0, sent = time.perf_counter(), 0
-    for block in blocks:
-        sent += len(block)
-        if pace:
-            wait = t0 + sent / SAMPLE_RATE / pace - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-        yield block
-
-
-def listen(source, model: str | None = "tiny.en", *, pace: float = 0.0, chunk_s: float = 0.1, **options):
-    """Recognise a recording as if it were live, yielding events as they come.
-
-    ``source`` is anything ``voxa.audio`` reads, or an iterable of float32 16 kHz chunks.
-    ``pace=1`` feeds it at the pace it was spoken (2: twice as fast); the default 0 feeds it as
-    fast as the voice detector reads it (interims then come in bursts). Options: StreamOptions.
-
-        for event in voxa.listen("call.wav", interim_results=False):
-            print(event.text)
-    """
-    import queue
-
-    from . import audio as audio_io
-    from .asr import load_model
-
-    rec_opts = StreamOptions(**options)
-    engine = load_model(model)
-    events: queue.Queue = queue.Queue()
-    rec = Recognizer(scheduler_for(engine), events.put, rec_opts)
-    failure: list[BaseException] = []
-
-    def feed():
-        try:
-            blocks = source if not isinstance(source, (str, bytes, bytearray, np.ndarray)) and \
-                hasattr(source, "__iter__") and not hasattr(source, "read") else \
-                audio_io.stream(source, block_seconds=chunk_s)
-            for block in paced(blocks, pace):
-                rec.push(np.asarray(block, dtype=np.float32))
-            rec.close()
-        except BaseException as e:  # reported to the consumer below
-            failure.append(e)
-            rec.abort()
-        finally:
-            events.put(None)
-
-    threading.Thread(target=feed, name="voxa-listen-feed", daemon=True).start()
-    while (event := events.get()) is not None:
-        yield event
-    if failure:
-        raise failure[0]
-    if rec.error is not None:
-        raise rec.error
