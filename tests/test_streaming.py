@@ -137,6 +137,37 @@ def test_finals_hear_the_speech_before_them(eval_dir, tiny):
         assert not said[k + 1].strip().lower().startswith(said[k].strip().lower()[:20])
 
 
+def test_lookback_only_when_few_finals_wait():
+    """A final's lookback makes its decode dearer, so the scheduler gives it only when at most
+    two finals are waiting (with three or more, none gets it)."""
+    from voxa.streaming.recognizer import Job
+
+    class Engine:  # the scheduler's worker is held off below; nothing is decoded
+        name = "fake"
+
+        def decode_clips(self, clips, languages, **kw):
+            return [([], "en") for _ in clips]
+
+    sch = Scheduler(Engine())
+    looked = []
+    with sch._cond:  # the worker waits on this lock, so only this test takes jobs
+        recs = [Recognizer(sch, lambda e: None, StreamOptions()) for _ in range(3)]
+        for r in recs:
+            r._look_back = lambda job, r=r: looked.append(r)
+
+        def wait(streams):
+            for r in streams:
+                r.inflight = None
+                r.queue.append(Job(r, "final", np.zeros(1600, np.float32), 0.0, 1, 1600))
+            return sch._take()
+
+        assert len(wait(recs)) == 3 and looked == []
+        assert len(wait(recs[:2])) == 2 and looked == recs[:2]
+        for r in recs:
+            r.inflight = None
+    sch.stop()
+
+
 def test_long_utterance_commits_stable_words(eval_dir, tiny):
     """An utterance longer than commit_s gets finals before its end (speech_final false), and
     the buffer stays bounded."""
