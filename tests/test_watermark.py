@@ -70,6 +70,23 @@ def test_real_recordings_show_no_mark(eval_dir):
     assert rc == 1 and json.loads(out)["present"] is False
 
 
+def test_marks_of_every_version_are_read(eval_dir):
+    """voxa writes the current scheme and still reads the ones it shipped before, each with its
+    payload and its version's name; a mark of one version is not read as another."""
+    x = voxa.audio.decode(eval_dir / "faster-whisper/jfk.flac")
+    assert watermark.CURRENT is watermark.SCHEMES[0] and watermark.NAME == "voxa-stdm-2"
+    assert len({sc.name for sc in watermark.SCHEMES}) == len(watermark.SCHEMES) >= 2
+    for k, sc in enumerate(watermark.SCHEMES):
+        payload = 0x5EED0000 + k
+        y = watermark.embed(x, 16000, payload, sc)
+        found = watermark.detect(y, 16000)
+        assert found.present and found.payload == payload and found.scheme == sc.name
+        others = [o for o in watermark.SCHEMES if o is not sc]
+        P = watermark._spectra(y, 16000)
+        assert not any(watermark._detect(P, o).present for o in others)
+    assert watermark.embed(x, 16000, 7).tobytes() == watermark.embed(x, 16000, 7, watermark.CURRENT).tobytes()
+
+
 def test_short_output_is_said_to_be_too_short():
     s = voxa.speak("Hi.")
     d = detect(s.audio if s.sample_rate == 16000 else voxa.audio.resample(s.audio, s.sample_rate, 16000))

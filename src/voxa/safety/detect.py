@@ -40,9 +40,9 @@ def detect(source) -> Detection:
     r = marks.detect(pcm)
     if not r.present:
         note = (f"too short to tell: a mark needs at least {BLOCK_S:.2f} s of speech (about 10 s for a "
-                "reliable read)" if name == watermark.NAME and duration < BLOCK_S else None)
+                "reliable read)" if marks.engine_name() == "voxa" and duration < BLOCK_S else None)
         return Detection(False, round(r.confidence, 2), None, duration, name, note=note)
     rec = audit.find(r.payload, bits=r.bits)
     note = None if rec else "the payload is not in this audit log (made by another voxa installation?)"
-    return Detection(True, round(r.confidence, 2), r.payload, duration, name,
+    return Detection(True, round(r.confidence, 2), r.payload, duration, r.name or name,
                      record=rec.to_dict() if rec else None, note=note)

@@ -51,12 +51,13 @@ class Found:
     confidence: float
     payload: int | None
     bits: int  # how many payload bits the engine carries
+    name: str = ""  # the watermark read (for voxa's, the version of its scheme)
 
 
 def detect(pcm16k: np.ndarray) -> Found:
     if engine_name() == "voxa":
         r = watermark.detect(pcm16k, 16000)
-        return Found(bool(r.present), float(r.confidence), r.payload, 32)
+        return Found(bool(r.present), float(r.confidence), r.payload, 32, r.scheme)
     import torch
 
     det = _audioseal()[1]
@@ -64,7 +65,7 @@ def detect(pcm16k: np.ndarray) -> Found:
         prob, message = det.detect_watermark(torch.from_numpy(pcm16k[None, None].astype(np.float32)), 16000)
     bits = [int(b) for b in np.asarray(message).reshape(-1)]
     present = float(prob) >= 0.5
-    return Found(present, float(prob), int("".join(map(str, bits)), 2) if present else None, 16)
+    return Found(present, float(prob), int("".join(map(str, bits)), 2) if present else None, 16, "audioseal-16bit")
 
 
 _MODELS: tuple | None = None
