@@ -73,7 +73,7 @@ class Release:
     closed: bool = False
     said: list[str] = field(default_factory=list)  # text spoken so far, when ``text`` was not known up front
     payload: int = field(init=False)  # the watermark payload: the audit record's number
-    watermark: str = field(init=False)  # which watermark the audio carries (voxa-stdm-1, audioseal-16bit)
+    watermark: str = field(init=False)  # which watermark the audio carries (voxa-stdm-2, audioseal-16bit)
 
     def __post_init__(self):
         from .safety import audit, marks, watermark

@@ -6,8 +6,9 @@ audio, when, with which voice and text hash. Chosen by measurement (``benchmarks
 over the packages that run offline here: perth marks presence only, aware took 71 s to embed
 5 s, and AudioSeal's weights come from a model hub (see ``voxa.safety.marks`` for using it
 with local weights). Limits, honestly: one block is 4.32 s, so a clip under that
-cannot be read; about 10 s are needed under compression or noise (Opus at 32 kb/s, white noise
-at 20 dB SNR); silence carries no mark (see the benchmark table).
+cannot be read; about 10 s are needed under Opus at 32 kb/s or white noise at 20 dB SNR (bit
+accuracy 0.977 and 0.982 at 10 s, 0.81 and 0.78 at 5 s); silence carries no mark (see the
+benchmark table).
 
 Design (spread-transform dither modulation on log energy ratios, informed embedding)
 ------------------------------------------------------------------------------------
@@ -20,7 +21,9 @@ Design (spread-transform dither modulation on log energy ratios, informed embedd
   to 1.6 kHz, then 400 Hz) and each of the M=3 symbols per slot owns four adjacent bands,
   signed + - - + (version 2; version 1 dealt the bands to symbols and signed them at random,
   keyed, so its pattern alternated every 200-400 Hz and Opus at 32 kb/s smoothed it away:
-  10 s bit accuracy 0.87 against 1.00 for version 2).  Feature of a symbol:
+  bit accuracy after Opus 0.906 at 10 s and 0.693 at 5 s, against 0.977 and 0.810 for
+  version 2, which also lost some on a 5 s mark spliced between clean speech, 0.965 to 0.880).
+  Feature of a symbol:
   S = log(sum E of its + bands) - log(sum E of its - bands), E = Hann power spectrum
   of the slot centre.  S is gain invariant and dominated by the strong bins.
 * Embedding (STDM/QIM): S is moved to the nearest point of the lattice
@@ -145,10 +148,11 @@ def _parity(v):
 
 
 # Version 2 (the default since 2026-11-25): each symbol owns four adjacent CELT bands, signed
-# + - - +, and a K=9 code. At 32 kb/s Opus (libopus "audio") the 10 s bit accuracy went from
-# 0.87 to 1.00 on the benchmark's carriers; version 1's keyed, scattered bands alternate every
-# 200-400 Hz, finer than what the codec keeps. Version 1 is still read, so marks made before stay
-# detectable.
+# + - - +, and a K=9 code. After 32 kb/s Opus (libopus "audio") the 10 s bit accuracy went from
+# 0.906 to 0.977 on the benchmark's carriers (0.87 to 1.00 with the same clips in a first run);
+# version 1's keyed, scattered bands alternate every 200-400 Hz, finer than what the codec keeps
+# (CELT alone, libopus "lowdelay", kept version 1 at 1.00 from 10 s). Version 1 is still read,
+# so marks made before stay detectable.
 V1 = _scheme("voxa-stdm-1", 7, (0o133, 0o165, 0o171))
 V2 = _scheme("voxa-stdm-2", 9, (0o557, 0o663, 0o711), layout=(1, -1, -1, 1))
 SCHEMES = (V2, V1)              # the detector tries them in this order
