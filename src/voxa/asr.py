@@ -37,7 +37,10 @@ log = logging.getLogger("voxa.asr")
 TASKS = ("transcribe", "translate")
 _PREPEND, _APPEND = "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、"
 _ENCODER_WINDOWS = (1000, 1500, 2000, 3000)  # decode_clips: encoder input in mel frames (10 ms each)
-_TOKENS_PER_S = 12  # decode_clips: tokens allowed per second of audio (the eval set's speech in 9 languages: <= 4.7)
+# decode_clips: max_length per second of audio. CTranslate2 returned at most max_length / 2 tokens
+# in a probe (tiny.en, 8-30), so about 6 tokens a second in effect; the eval set's speech in 9
+# languages needs at most 4.7.
+_TOKENS_PER_S = 12
 # Buffer this much speech (seconds) before packing, per window of batch: bounded memory,
 # and enough choice for the packer to fill windows well.
 _LOOKAHEAD_WINDOWS = 2
@@ -429,7 +432,7 @@ class Whisper:
                    for lang, p in zip(langs, prefixes)]
         skip = [_count_words(toks[lang], p) for lang, p in zip(langs, prefixes)]
         # A clip Whisper loops on (often a short or quiet one) would decode to the full 448 tokens
-        # and hold up every clip in its batch; no speech needs more than _TOKENS_PER_S.
+        # and hold up every clip in its batch; real speech stays under the cap (see _TOKENS_PER_S).
         longest = max(c.size for c in clips) / audio_io.SAMPLE_RATE
         max_length = min(model.max_length, max(map(len, prompts)) + int(_TOKENS_PER_S * longest) + 10)
         results = model.model.generate(encoded, prompts, beam_size=beam_size, max_length=max_length,
