@@ -82,8 +82,8 @@ def test_marks_of_every_version_are_read(eval_dir):
         found = watermark.detect(y, 16000)
         assert found.present and found.payload == payload and found.scheme == sc.name
         others = [o for o in watermark.SCHEMES if o is not sc]
-        P = watermark._spectra(y, 16000)
-        assert not any(watermark._detect(P, o).present for o in others)
+        spectra = watermark._spectra(y, 16000)
+        assert not any(watermark._detect(spectra, o).present for o in others)
     assert watermark.embed(x, 16000, 7).tobytes() == watermark.embed(x, 16000, 7, watermark.CURRENT).tobytes()
 
 

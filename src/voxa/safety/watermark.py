@@ -111,7 +111,7 @@ def _scheme(name, k, gens, layout=None):
         signs = rng.permutation(np.arange(len(gs)) % 2) * 2 - 1.0
         for g, sg in zip(gs, signs):
             sgn[m, eb[g]:eb[g + 1]] = sg
-    if layout is not None:
+    if layout is not None:  # the keyed draw above still happens, so dither and roles follow the same key stream
         sgn[:] = 0
         for m in range(M):
             for j, sg in enumerate(layout):
@@ -326,7 +326,9 @@ class Result:
 
 
 def _spectra(pcm, sample_rate):
-    """Hann power spectra of 40 ms frames every 2.5 ms at 8 kHz, bins below BIN_HI (None if too short)."""
+    """What every scheme's detector reads, computed once: Hann power spectra P of 40 ms frames
+    every 2.5 ms at 8 kHz (bins below BIN_HI), each bin's noise floor (a low percentile over
+    time), and which frames are loud enough to count. None if too short."""
     x = np.asarray(pcm, dtype=np.float64)
     if x.ndim > 1:
         x = x.mean(axis=1)
@@ -340,15 +342,16 @@ def _spectra(pcm, sample_rate):
         return None
     nfr = (len(x) - N) // Q + 1
     idx = np.arange(N)[None, :] + Q * np.arange(nfr)[:, None]
-    return np.abs(np.fft.rfft(x[idx] * _hann(N), axis=1))[:, :BIN_HI] ** 2
-
-
-def _phasors(P, sc: Scheme):
-    Sp, Sm = P @ (sc.sgn > 0).T, P @ (sc.sgn < 0).T
+    P = np.abs(np.fft.rfft(x[idx] * _hann(N), axis=1))[:, :BIN_HI] ** 2
     e = P[:, EDGES[0] // 25:].sum(axis=1)
-    gate = (e > e.max() * 10 ** (-GATE_DB / 10))[:, None] & (Sp > 0) & (Sm > 0)
-    # reliability: per-symbol SNR against a noise floor (low percentile over time)
-    nf = np.percentile(P, FLOOR_PCT, axis=0) + 1e-20
+    return P, np.percentile(P, FLOOR_PCT, axis=0) + 1e-20, e > e.max() * 10 ** (-GATE_DB / 10)
+
+
+def _phasors(spectra, sc: Scheme):
+    P, nf, loud = spectra
+    Sp, Sm = P @ (sc.sgn > 0).T, P @ (sc.sgn < 0).T
+    gate = loud[:, None] & (Sp > 0) & (Sm > 0)
+    # reliability: per-symbol SNR against the noise floor
     Np, Nm = nf @ (sc.sgn > 0).T, nf @ (sc.sgn < 0).T
     Sp, Sm = np.maximum(Sp - SUB * Np, 1e-6 * Sp), np.maximum(Sm - SUB * Nm, 1e-6 * Sm)  # remove noise bias
     snr = np.minimum(Sp / Np, Sm / Nm)
@@ -360,20 +363,20 @@ def _phasors(P, sc: Scheme):
 
 def detect(pcm, sample_rate):
     """Detect the watermark (any version in SCHEMES) in any excerpt. Returns Result."""
-    P = _spectra(pcm, sample_rate)
-    if P is None:
+    spectra = _spectra(pcm, sample_rate)
+    if spectra is None:
         return Result(False, 0.0, None, scheme=SCHEMES[0].name)
     first = None
     for sc in SCHEMES:
-        r = _detect(P, sc)
+        r = _detect(spectra, sc)
         if r.present:
             return r
         first = first or r
     return first
 
 
-def _detect(P, sc: Scheme) -> Result:
-    U, w = _phasors(P, sc)
+def _detect(spectra, sc: Scheme) -> Result:
+    U, w = _phasors(spectra, sc)
     SYNC_MASK, ROLE = sc.sync_mask, sc.role
     ref = np.exp(-2j * np.pi * sc.dith / DELTA)            # bit 0 => Re(U*ref) = +1
     folds, C, V = [], [], []
