@@ -105,6 +105,32 @@ def test_ami_clips_der_below_a_loose_guard(eval_dir, encoder):
     assert abs(metric) < 0.45, abs(metric)
 
 
+def test_given_speech_and_overlap_stretches_are_used(eval_dir, encoder):
+    """The hooks for an outside voice-activity or overlap detector, fed the reference of a clip
+    with much overlapped talk: turns stay inside the given speech, the given overlap gets two
+    speakers at once, and DER (overlap scored) drops against voxa's own detection."""
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    from voxa import audio
+
+    ref = _reference(eval_dir, "trn08")
+    speech = [(s.start, s.end) for s in ref.get_timeline().support()]
+    overlapped = [(s.start, s.end) for s in ref.get_overlap()]
+    pcm = audio.decode(eval_dir / AMI / "trn08.wav")
+    own = dz.diarize_array(pcm, "trn08")
+    given = dz.diarize_array(pcm, "trn08", speech=speech, overlapped=overlapped)
+    for t in given.turns:
+        assert any(a - 0.011 <= t.start and t.end <= b + 0.011 for a, b in speech), t
+    assert given.overlaps and all(any(a - 0.011 <= x and y <= b + 0.011 for a, b in overlapped)
+                                  for x, y in given.overlaps)
+    assert own.overlaps == []  # voxa itself detects no overlap by default
+
+    def der(d):
+        return abs(DiarizationErrorRate(collar=0.0, skip_overlap=False)(ref, d.to_annotation("trn08")))
+
+    assert der(given) < der(own) - 0.05, (der(given), der(own))
+
+
 def test_num_speakers_is_honoured(eval_dir, encoder):
     for n in (2, 3):
         d = dz.diarize(eval_dir / AMI / "trn05.wav", num_speakers=n)
