@@ -311,14 +311,17 @@ def check(num_speakers=None, min_speakers=None, max_speakers=None, channels: str
 
 def diarize(source, *, num_speakers: int | None = None, min_speakers: int | None = None,
             max_speakers: int | None = None, channels: str = "mix",
-            options: DiarizeOptions | None = None) -> Diarization:
+            options: DiarizeOptions | None = None, speech: list[tuple[float, float]] | None = None,
+            overlapped: list[tuple[float, float]] | None = None) -> Diarization:
     """Who spoke when in ``source`` (anything ``voxa.audio`` reads). ``channels="split"``: one
-    speaker per channel, no speaker model needed."""
+    speaker per channel, no speaker model needed. ``speech`` and ``overlapped``: see
+    ``diarize_array``."""
     num, lo, hi = check(num_speakers, min_speakers, max_speakers, channels)
     name = audio_io.source_name(source)
     if channels == "split":
         return _by_channel(name, audio_io.decode(source, mono=False))
-    return diarize_array(audio_io.decode(source), name, num=num, lo=lo, hi=hi, opts=options or DiarizeOptions())
+    return diarize_array(audio_io.decode(source), name, num=num, lo=lo, hi=hi, opts=options or DiarizeOptions(),
+                         speech=speech, overlapped=overlapped)
 
 
 def diarize_array(pcm: np.ndarray, name: str = "<array>", *, num=None, lo=1, hi=None,
