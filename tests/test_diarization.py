@@ -93,15 +93,17 @@ def test_bad_speaker_hints_are_clear_errors():
 
 # ------------------------------------------------------------------------------ real audio
 def test_ami_clips_der_below_a_loose_guard(eval_dir, encoder):
-    """Three shared AMI clips (2-4 speakers, spontaneous, overlapping): DER with overlap scored,
-    no collar, under a loose guard; benchmarks/diarization.py has the real figures."""
+    """Three shared AMI clips (2-3 speakers, spontaneous, overlapping): the speaker count within one
+    of the reference's, and DER with overlap scored, no collar, under a loose guard;
+    benchmarks/diarization.py has the real figures."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     metric = DiarizationErrorRate(collar=0.0, skip_overlap=False)
     for uri in ("trn00", "trn03", "trn06"):
         d = dz.diarize(eval_dir / AMI / f"{uri}.wav")
-        assert 1 <= len(d.speakers) <= 6
-        metric(_reference(eval_dir, uri), d.to_annotation(uri), uem=None)
+        ref = _reference(eval_dir, uri)
+        assert abs(len(d.speakers) - len(ref.labels())) <= 1, (uri, d.speakers, ref.labels())
+        metric(ref, d.to_annotation(uri), uem=None)
     assert abs(metric) < 0.45, abs(metric)
 
 
