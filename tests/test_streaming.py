@@ -137,6 +137,65 @@ def test_finals_hear_the_speech_before_them(eval_dir, tiny):
         assert not said[k + 1].strip().lower().startswith(said[k].strip().lower()[:20])
 
 
+def test_finals_take_a_beam_from_500_ms_endpointing():
+    """Greedy finals at short endpointing, beam 3 from 500 ms (or none), a given beam always;
+    a batch takes the widest any of its finals asks for, and interims stay greedy."""
+    from voxa.streaming.recognizer import Job
+
+    assert StreamOptions().beam() == 1  # 300 ms
+    assert StreamOptions(endpointing_ms=499).beam() == 1
+    assert StreamOptions(endpointing_ms=500).beam() == 3 and StreamOptions(endpointing_ms=None).beam() == 3
+    assert StreamOptions(endpointing_ms=1000, final_beam=1).beam() == 1
+
+    class Engine:
+        name = "fake"
+
+    sch = Scheduler(Engine())
+    with sch._cond:  # the worker never takes these jobs
+        short, long_ = (Recognizer(sch, lambda e: None, StreamOptions(endpointing_ms=ms)) for ms in (300, 700))
+
+        def job(r, kind):
+            return Job(r, kind, np.zeros(1600, np.float32), 0.0, 1, 1600)
+
+        assert sch._beam([job(short, "final"), job(long_, "interim")]) == 1
+        assert sch._beam([job(short, "final"), job(long_, "candidate")]) == 3
+        assert sch._beam([job(long_, "interim")]) == 1
+        sch.final_beam = 2
+        assert sch._beam([job(long_, "final")]) == 2
+    sch.stop()
+
+
+def test_long_endpointing_finals_decode_with_a_beam(eval_dir, tiny):
+    """With 700 ms endpointing the real model decodes finals with beam 3 and the text stays
+    close to offline transcription."""
+    files, refs = librispeech(eval_dir)
+    pick = [3, 13, 23]
+    gap = np.zeros(16000, np.float32)
+    joined = np.concatenate([x for i in pick for x in (gap, audio.decode(files[i]))] + [gap])
+    beams = []
+
+    class Recording:
+        name = "recording"
+
+        def decode_clips(self, clips, languages, **kw):
+            beams.append(kw["beam_size"])
+            return tiny.decode_clips(clips, languages, **kw)
+
+    events = []
+    sch = Scheduler(Recording())
+    rec = Recognizer(sch, events.append, StreamOptions(interim_results=False, endpointing_ms=700))
+    for i in range(0, joined.size, 1600):
+        rec.push(joined[i:i + 1600])
+    rec.close(60)
+    sch.stop()
+    finals = [e for e in events if isinstance(e, StreamResult) and e.words]
+    assert finals and beams and set(beams) == {3}
+    offline = " ".join(t.text for t in tiny.transcribe_many([files[i] for i in pick]))
+    ref = " ".join(refs[i] for i in pick)
+    w_stream = wer([ref], [" ".join(f.text for f in finals)])
+    assert w_stream <= wer([ref], [offline]) * 1.3 + 0.03, w_stream
+
+
 def test_lookback_only_when_few_finals_wait():
     """A final's lookback makes its decode dearer, so the scheduler gives it only when at most
     two finals are waiting (with three or more, none gets it)."""

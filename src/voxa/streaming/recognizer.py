@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .scheduler import Scheduler
 
 FRAME = StreamingVad.FRAME
+_BEAM_FROM_MS = 500  # endpointing from which finals are decoded with a beam (StreamOptions.beam)
 _MAX_CLIP_S = 28.0  # a clip with its lookback stays inside Whisper's 30 s window
 
 Event = SpeechStarted | StreamResult | UtteranceEnd
@@ -55,6 +56,16 @@ class StreamOptions:
     preroll_ms: int = 320  # audio kept from before the onset
     silence_end_ms: int = 1000  # with endpointing off, silence that still closes an utterance
     lookback_s: float = 10.0  # finals are decoded with up to this much of the preceding speech (0: off)
+    final_beam: int | None = None  # beam for finals; None: 1 below _BEAM_FROM_MS endpointing, else 3
+
+    def beam(self) -> int:
+        """The beam finals are decoded with. Greedy when endpointing is short: there beam 3 measured
+        no better (the pieces between pauses are the error); from 500 ms it took tiny.en's streaming
+        WER on the shared English speech from 13.97% to 12.56% (x offline 1.18 to 1.07)."""
+        if self.final_beam is not None:
+            return self.final_beam
+        short = self.endpointing_ms is not None and self.endpointing_ms < _BEAM_FROM_MS
+        return 1 if short else 3
 
 
 @dataclass

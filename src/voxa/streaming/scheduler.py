@@ -36,10 +36,10 @@ _LOOKBACK_FINALS = 2  # finals get their lookback when no more than this many ar
 class Scheduler:
     """Decodes jobs from every stream of one model in batches, on one worker thread."""
 
-    def __init__(self, engine, *, batch_size: int = 8, final_beam: int = 1, on_batch=None):
+    def __init__(self, engine, *, batch_size: int = 8, final_beam: int | None = None, on_batch=None):
         self.engine = engine
         self.batch_size = batch_size
-        self.final_beam = final_beam
+        self.final_beam = final_beam  # None: each stream's StreamOptions.beam()
         self.on_batch = on_batch  # callback(audio_seconds, wall_seconds), for metrics
         self._streams: list[Recognizer] = []
         self._cond = threading.Condition()
@@ -125,13 +125,21 @@ class Scheduler:
                     batch = self._take()
             self._run(batch)
 
+    def _beam(self, jobs: list[Job]) -> int:
+        """One beam per batch (one generate call): the widest any of its finals asks for; interims
+        are greedy."""
+        finals = [j for j in jobs if j.kind != "interim"]
+        if not finals:
+            return 1
+        return self.final_beam or max(j.stream.opts.beam() for j in finals)
+
     def _run(self, batch: list[Job]) -> None:
         t0 = time.perf_counter()
         todo = [j for j in batch if j.audio is not None and j.audio.size]
         try:
+            beam = self._beam(todo)
             words = self.engine.decode_clips([j.audio for j in todo], [j.stream.language for j in todo],
-                                             prefixes=[j.prefix for j in todo],
-                                             beam_size=self.final_beam if any(j.kind != "interim" for j in todo) else 1)
+                                             prefixes=[j.prefix for j in todo], beam_size=beam)
             results = dict(zip(map(id, todo), words))
             # A prefix Whisper cannot follow (the earlier final was wrong) can end the text at
             # once: such clips are decoded again on their own.
@@ -140,7 +148,7 @@ class Scheduler:
                 j.audio, j.lookback, j.prefix = j.audio[j.lookback:], 0, ""
             if again:
                 retry = self.engine.decode_clips([j.audio for j in again], [j.stream.language for j in again],
-                                                 beam_size=self.final_beam)
+                                                 beam_size=beam)
                 results.update(zip(map(id, again), retry))
         except Exception as e:  # a model failure must not kill the worker: report it to the streams
             log.exception("streaming decode failed")
