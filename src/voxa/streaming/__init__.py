@@ -22,16 +22,18 @@ phrase said again, piled onto one instant) are dropped by ``asr.Whisper.decode_c
 
 Measured and left out: the recent final words as Whisper's prompt instead of a prefix (worse:
 24.1% against 17.9%), no prefix with the lookback audio (19.9% against 16.1% on test-other), the
-prefix without its final full stop, beam 3 or 5 for finals, the full 30 s encoder window for
+prefix without its final full stop, beam 3 or 5 for finals (at 300 ms endpointing), the full 30 s encoder window for
 finals, more pre-roll, a later speculative decode, decoding the piece alone as well and keeping
 whichever has the higher mean word probability (15.3%, or 14.4% with a 0.1 margin, against 14.6%
 on all of it): all within noise or worse. Holding the
 endpoint up to 1 s at a pause that smart-turn (voxa.turn) scores unfinished (16.8% against 16.1%
 on test-other), or whose words end on a function word (15.0% against 14.6% on all of it), did
-not help either. A piece ending at a 300 ms pause is final before the words after it are heard,
-but longer endpointing closes only a third of the gap to offline on all 725 s: tiny.en streams at
-14.62% (300 ms), 13.97% (500 ms), 13.78% (700 ms) and 13.65% (1000 ms) against 11.79% offline
-(``benchmarks/results/streaming-endpointing.md``). The rest is not explained yet.
+not help either. A piece ending at a 300 ms pause is final before the words after it are heard.
+Longer endpointing alone closes a third of the gap to offline on all 725 s (greedy finals: 14.62%
+at 300 ms, 13.97% at 500, 13.78% at 700, 13.65% at 1000, against 11.79% offline); with it, beam 3
+for finals closes the rest (12.56% at 500 ms, 12.12% at 700, 12.37% at 1000), though at 300 ms it
+gave 14.74%. So finals take beam 3 from 500 ms endpointing (``StreamOptions.beam``;
+``benchmarks/results/streaming-endpointing.md``).
 """
 
 from __future__ import annotations
