@@ -127,6 +127,11 @@ def test_given_speech_and_overlap_stretches_are_used(eval_dir, encoder):
                                   for x, y in given.overlaps)
     assert own.overlaps == []  # voxa itself detects no overlap by default
 
+    for bad in ([(2.0, 1.0)], [(-1.0, 2.0)], [("a", 2)], [(1.0,)]):
+        with pytest.raises(InputError, match="speech"):
+            dz.diarize_array(pcm, "trn08", speech=bad)
+    assert dz.diarize_array(pcm[:16000], "x", speech=[(0.0, 40.0), (50.0, 60.0)]).duration == 1.0
+
     def der(d):
         return abs(DiarizationErrorRate(collar=0.0, skip_overlap=False)(ref, d.to_annotation("trn08")))
 

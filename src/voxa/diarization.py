@@ -337,12 +337,12 @@ def diarize_array(pcm: np.ndarray, name: str = "<array>", *, num=None, lo=1, hi=
     if speech is None:
         regions = speech_regions(pcm, _VAD)
     else:
-        regions = [(int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)) for a, b in _merge_spans(list(speech)) if b > a]
+        regions = [(int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)) for a, b in _given("speech", speech, duration)]
     mask = None
     if overlapped is not None:
         mask = np.zeros(n_frames, dtype=bool)
-        for a, b in overlapped:
-            mask[max(0, int(round(a / FRAME_S))):max(0, int(round(b / FRAME_S)))] = True
+        for a, b in _given("overlapped", overlapped, duration):
+            mask[int(round(a / FRAME_S)):int(round(b / FRAME_S))] = True
     spans = windows(regions, opts)
     warnings = []
     if not spans:
@@ -373,6 +373,21 @@ def diarize_array(pcm: np.ndarray, name: str = "<array>", *, num=None, lo=1, hi=
     for w in warnings:
         log.warning("%s: %s", name, w)
     return Diarization(name, duration, turns, speakers, overlaps, warnings)
+
+
+def _given(name: str, spans, duration: float) -> list[tuple[float, float]]:
+    """Spans in seconds from the caller, checked (InputError), clipped to the audio, merged."""
+    out = []
+    for span in spans:
+        try:
+            a, b = (float(v) for v in span)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} must be (start, end) pairs in seconds (got {span!r})") from None
+        if not (0 <= a < b) or not np.isfinite(b):
+            raise InputError(f"{name}: each span needs 0 <= start < end (got {span!r})")
+        if a < duration:
+            out.append((a, min(b, duration)))
+    return _merge_spans(out)
 
 
 def _first_appearance(best: np.ndarray) -> list[int]:
