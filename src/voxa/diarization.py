@@ -19,10 +19,11 @@ The pipeline the article describes, one step per function below:
    none does), as WhisperX's ``assign_word_speakers``; segments are split where the speaker
    changes.
 
-Overlap detection is the weak step: the margin rule is off by default: on the AMI clips it gains
-under a point (37.0% to 36.5% at a 0.08 margin), because it adds false alarms as it finds overlap. ``diarize_array(speech=..., overlapped=...)`` takes speech regions and
-overlapped stretches from an outside detector instead; given the reference's own, DER on the AMI
-clips falls from 37% to 23% (``benchmarks/diarization.py``, the "ceiling" rows).
+Overlap detection is the weak step. The margin rule is off by default: on the AMI clips it gains
+under a point (37.0% to 36.5% at a 0.08 margin), because it adds false alarms as it finds
+overlap. ``diarize(..., speech=..., overlapped=...)`` takes speech regions and overlapped
+stretches from an outside detector instead; given the reference's own, DER on the AMI clips
+falls from 37% to 23% (``benchmarks/diarization.py``, the "ceiling" rows).
 
 A file with one speaker per channel can skip 2–4: ``channels="split"`` labels each channel's
 speech with its own speaker, and ``transcribe(..., channels="split")`` transcribes the channels

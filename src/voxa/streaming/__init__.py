@@ -22,8 +22,8 @@ phrase said again, piled onto one instant) are dropped by ``asr.Whisper.decode_c
 
 Measured and left out: the recent final words as Whisper's prompt instead of a prefix (worse:
 24.1% against 17.9%), no prefix with the lookback audio (19.9% against 16.1% on test-other), the
-prefix without its final full stop, beam 3 or 5 for finals (at 300 ms endpointing), the full 30 s encoder window for
-finals, more pre-roll, a later speculative decode, decoding the piece alone as well and keeping
+prefix without its final full stop, beam 3 or 5 for finals (at 300 ms endpointing), the full
+30 s encoder window for finals, more pre-roll, a later speculative decode, decoding the piece alone as well and keeping
 whichever has the higher mean word probability (15.3%, or 14.4% with a 0.1 margin, against 14.6%
 on all of it): all within noise or worse. Holding the
 endpoint up to 1 s at a pause that smart-turn (voxa.turn) scores unfinished (16.8% against 16.1%
