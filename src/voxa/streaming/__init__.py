@@ -29,9 +29,9 @@ on all of it): all within noise or worse. Holding the
 endpoint up to 1 s at a pause that smart-turn (voxa.turn) scores unfinished (16.8% against 16.1%
 on test-other), or whose words end on a function word (15.0% against 14.6% on all of it), did
 not help either. A piece ending at a 300 ms pause is final before the words after it are heard.
-Longer endpointing alone closes a third of the gap to offline on all 725 s (greedy finals: 14.62%
+Longer endpointing alone closes a quarter to a third of the gap to offline on all 725 s (greedy finals: 14.62%
 at 300 ms, 13.97% at 500, 13.78% at 700, 13.65% at 1000, against 11.79% offline); with it, beam 3
-for finals closes the rest (12.56% at 500 ms, 12.12% at 700, 12.37% at 1000), though at 300 ms it
+for finals closes most of the rest (12.56% at 500 ms, 12.12% at 700, 12.37% at 1000), though at 300 ms it
 gave 14.74%. So finals take beam 3 from 500 ms endpointing (``StreamOptions.beam``;
 ``benchmarks/results/streaming-endpointing.md``).
 """
