@@ -21,6 +21,32 @@ def _w(text, start, end):
     return Word(start, end, text, 0.9)
 
 
+def _joined(files, pick, gap_s):
+    """The picked recordings in a row, with gap_s of silence before, between and after."""
+    gap = np.zeros(int(gap_s * 16000), np.float32)
+    return np.concatenate([x for i in pick for x in (gap, audio.decode(files[i]))] + [gap])
+
+
+def _wers(tiny, files, refs, pick, streamed):
+    """WER of the streamed text and of offline transcription, against the picks' references."""
+    offline = " ".join(t.text for t in tiny.transcribe_many([files[i] for i in pick]))
+    ref = " ".join(refs[i] for i in pick)
+    return wer([ref], [streamed]), wer([ref], [offline])
+
+
+class _Recording:
+    """The real model, with the keyword arguments of every decode written down."""
+
+    name = "recording"
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def decode_clips(self, clips, languages, **kw):
+        self.calls.append(kw)
+        return self.model.decode_clips(clips, languages, **kw)
+
+
 def test_agreement_is_the_shared_prefix_before_the_tail():
     a = [_w(" Hello", 0, .5), _w(" there,", .5, 1), _w(" my", 1, 1.2), _w(" friend", 1.2, 2)]
     b = [_w(" hello", 0, .5), _w(" there", .5, 1), _w(" my", 1, 1.2), _w(" fiend", 1.2, 2)]
@@ -87,16 +113,10 @@ def test_librispeech_utterances_joined_match_offline(eval_dir, tiny):
 
     files, refs = librispeech(eval_dir)
     pick = [0, 10, 20, 30, 40, 50]
-    gap = np.zeros(16000, np.float32)
-    clips = [audio.decode(files[i]) for i in pick]
-    joined = np.concatenate([x for c in clips for x in (gap, c)] + [gap])
-    events = list(voxa.listen(joined, "tiny.en", interim_results=False))
+    events = list(voxa.listen(_joined(files, pick, 1.0), "tiny.en", interim_results=False))
     finals = [e for e in events if isinstance(e, StreamResult)]
     assert all(e.is_final for e in finals)
-    streamed = " ".join(f.text for f in finals)
-    offline = " ".join(t.text for t in tiny.transcribe_many([files[i] for i in pick]))
-    ref = " ".join(refs[i] for i in pick)
-    w_stream, w_offline = wer([ref], [streamed]), wer([ref], [offline])
+    w_stream, w_offline = _wers(tiny, files, refs, pick, " ".join(f.text for f in finals))
     assert w_stream <= w_offline * 1.3 + 0.03, (w_stream, w_offline)
     assert sum(e.speech_final for e in finals) >= len(pick) - 1
 
@@ -107,23 +127,17 @@ def test_finals_hear_the_speech_before_them(eval_dir, tiny):
     said before is repeated."""
     files, refs = librispeech(eval_dir)
     pick = [20, 21, 22]
-    gap = np.zeros(8000, np.float32)
-    joined = np.concatenate([x for i in pick for x in (gap, audio.decode(files[i]))] + [gap])
-    seen = []
-
-    class Recording:  # the real model, with the prefixes it was given written down
-        def decode_clips(self, clips, languages, **kw):
-            seen.extend(p for p in kw.get("prefixes") or [] if p)
-            return tiny.decode_clips(clips, languages, **kw)
-
+    joined = _joined(files, pick, 0.5)
+    model = _Recording(tiny)
     events = []
-    sch = Scheduler(Recording())
+    sch = Scheduler(model)
     rec = Recognizer(sch, events.append, StreamOptions(interim_results=False))
     for i in range(0, joined.size, 1600):
         rec.push(joined[i:i + 1600])
         rec.wait(30)  # as a live stream with a fast decoder: each final is known before the next
     rec.close(30)
     sch.stop()
+    seen = [p for kw in model.calls for p in kw.get("prefixes") or [] if p]
     finals = [e for e in events if isinstance(e, StreamResult) and e.words]
     assert len(finals) >= 3 and seen
     assert all(p.strip() for p in seen)
@@ -170,30 +184,20 @@ def test_long_endpointing_finals_decode_with_a_beam(eval_dir, tiny):
     close to offline transcription."""
     files, refs = librispeech(eval_dir)
     pick = [3, 13, 23]
-    gap = np.zeros(16000, np.float32)
-    joined = np.concatenate([x for i in pick for x in (gap, audio.decode(files[i]))] + [gap])
-    beams = []
-
-    class Recording:
-        name = "recording"
-
-        def decode_clips(self, clips, languages, **kw):
-            beams.append(kw["beam_size"])
-            return tiny.decode_clips(clips, languages, **kw)
-
+    joined = _joined(files, pick, 1.0)
+    model = _Recording(tiny)
     events = []
-    sch = Scheduler(Recording())
+    sch = Scheduler(model)
     rec = Recognizer(sch, events.append, StreamOptions(interim_results=False, endpointing_ms=700))
     for i in range(0, joined.size, 1600):
         rec.push(joined[i:i + 1600])
     rec.close(60)
     sch.stop()
     finals = [e for e in events if isinstance(e, StreamResult) and e.words]
+    beams = [kw["beam_size"] for kw in model.calls]
     assert finals and beams and set(beams) == {3}
-    offline = " ".join(t.text for t in tiny.transcribe_many([files[i] for i in pick]))
-    ref = " ".join(refs[i] for i in pick)
-    w_stream = wer([ref], [" ".join(f.text for f in finals)])
-    assert w_stream <= wer([ref], [offline]) * 1.3 + 0.03, w_stream
+    w_stream, w_offline = _wers(tiny, files, refs, pick, " ".join(f.text for f in finals))
+    assert w_stream <= w_offline * 1.3 + 0.03, (w_stream, w_offline)
 
 
 def test_lookback_only_when_few_finals_wait():
