@@ -8,7 +8,8 @@ utterances (at least ``--seconds`` of audio) joined with 1 s pauses, played at r
 Rows:
 * **voxa**: ``voxa serve`` in a subprocess; each stream is a WebSocket client (its own thread)
   sending linear16 and reading results, with ``interim_results=true&endpointing=300``. N
-  streams run at once (different speakers, reused past 10).
+  streams run at once (different speakers, reused past 10). A fourth field sets the
+  endpointing: ``voxa:tiny.en:8:500``.
 * **localagreement**: WhisperLiveKit's ``OnlineASRProcessor`` (the maintained successor of
   ufal/whisper_streaming: LocalAgreement-2 with 15 s segment trimming), driven as
   whisper_streaming's simulation drives it (process whenever at least 1 s of new audio has
@@ -22,7 +23,7 @@ Figures, per row:
 * first words: from speech onset to the first result (interim or final) holding a word of
   that utterance (median, p90 over utterances);
 * final: from the end of speech to the last final of that utterance (median, p90); "after
-  endpoint" subtracts voxa's 300 ms endpointing silence;
+  endpoint" subtracts voxa's endpointing silence (300 ms unless the row names one);
 * streaming WER: each stream's finals joined, against its utterances' references joined (so a
   word timed across a pause is not counted twice); offline WER: voxa's batch transcription of
   the same utterances (same model), joined the same way; Whisper's English normaliser;
@@ -202,7 +203,7 @@ def voxa_stream(url: str, spk: dict, results: list, start_at: float) -> None:
     results.append({"speaker": spk["speaker"], "words": words})
 
 
-def run_voxa(model: str, n: int, spks: list[dict]) -> list[dict]:
+def run_voxa(model: str, n: int, spks: list[dict], endpointing_ms: int = 300) -> list[dict]:
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     server = subprocess.Popen([sys.executable, "-m", "voxa.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
@@ -217,7 +218,7 @@ def run_voxa(model: str, n: int, spks: list[dict]) -> list[dict]:
             except OSError:
                 time.sleep(0.1)
         url = (f"ws://127.0.0.1:{port}/v1/listen?model={model}&encoding=linear16&sample_rate=16000"
-               "&interim_results=true&endpointing=300")
+               f"&interim_results=true&endpointing={endpointing_ms}")
         voxa_stream(url, {"audio": np.zeros(SR, np.float32), "speaker": "warm-up"}, [], 0)  # loads the model
         results: list = []
         start_at = time.perf_counter() + 2.0
@@ -375,11 +376,16 @@ def run_row(row: str, seconds: float) -> dict:
     if row.startswith("accuracy:"):
         _, model, ms = row.split(":")
         return run_accuracy(model, int(ms))
-    kind, model, n = row.split(":")
+    kind, model, n, *ms = row.split(":")
     spks = speakers(seconds)
     t0 = time.perf_counter()
-    streams = (run_voxa if kind == "voxa" else run_localagreement)(model, int(n), spks)
+    if kind == "voxa":
+        streams = run_voxa(model, int(n), spks, int(ms[0]) if ms else 300)
+    else:
+        streams = run_localagreement(model, int(n), spks)
     out = score(row, streams, spks)
+    if kind == "voxa":
+        out["endpointing_ms"] = int(ms[0]) if ms else 300
     out["wall_s"] = time.perf_counter() - t0
     return out
 
@@ -443,9 +449,9 @@ def report(rows: list[dict], spks: list[dict], argv) -> str:
             f"Audio: {len(spks)} LibriSpeech test-other speakers, {n_utts} utterances joined with {GAP_S:g} s "
             f"pauses ({secs:.0f} s in all; one speaker per stream, reused past {len(spks)} streams), at real-time "
             "pace in 100 ms chunks. Latencies are per utterance: first words from speech onset, final from end of "
-            "speech. voxa's endpointing is 300 ms, so its final can come no sooner than 300 ms after the end "
-            "of speech; \"after endpoint\" subtracts it. LocalAgreement has no interims: its first committed "
-            "word counts as its first words.", "",
+            "speech. voxa's endpointing is 300 ms unless the row names another (voxa:model:streams:ms), so its "
+            "final can come no sooner than that after the end of speech; \"after endpoint\" subtracts it. "
+            "LocalAgreement has no interims: its first committed word counts as its first words.", "",
             "WER per stream: all its finals joined, against its references joined. Offline WER: voxa's batch "
             "transcription (beam 3) of the same utterances, same model, joined the same way; Whisper's "
             "English normaliser on both sides.", "",
@@ -458,7 +464,7 @@ def report(rows: list[dict], spks: list[dict], argv) -> str:
             lines.append(f"| {r.get('row', r.get('config'))} | {r.get('error') or 'skipped: ' + r['skipped']} |"
                          + " |" * 10)
             continue
-        endpoint = r["final_p50"] - 0.3 if r["row"].startswith("voxa") else float("nan")
+        endpoint = r["final_p50"] - r["endpointing_ms"] / 1000 if "endpointing_ms" in r else float("nan")
         lines.append(
             f"| {r['row']} | {1000 * r['first_p50']:.0f} ms | {1000 * r['first_p90']:.0f} ms | "
             f"{1000 * r['final_p50']:.0f} ms | {1000 * r['final_p90']:.0f} ms | "
