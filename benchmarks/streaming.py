@@ -30,8 +30,10 @@ Figures, per row:
 * a row is "keeps up" when p90 final latency is at most 1 s.
 
     python benchmarks/streaming.py [--rows voxa:tiny.en:1,voxa:tiny.en:8,...] [--seconds 45]
-    python benchmarks/streaming.py --rows "" --accuracy tiny.en --endpointing 300,500,700,1000 \
-        --out benchmarks/results/streaming-endpointing.md    # what a longer endpoint buys in accuracy
+    python benchmarks/streaming.py --rows voxa:tiny.en:1:300,voxa:tiny.en:1:400,voxa:tiny.en:1:500,\
+voxa:tiny.en:4:400,voxa:tiny.en:4:500,voxa:tiny.en:6:400,voxa:tiny.en:6:500,voxa:tiny.en:8:300,voxa:tiny.en:8:400,\
+voxa:tiny.en:8:500 --accuracy tiny.en --endpointing 300,400,500,700 \
+        --out benchmarks/results/streaming-endpointing.md   # what a longer endpoint buys, and costs
 
 Targets (voxa, tiny.en): first words <= 500 ms, final <= 300 ms after the endpoint,
 streaming WER <= 1.15 x offline, >= 8 real-time streams keeping p90 final latency <= 1 s.
