@@ -9,9 +9,8 @@ import pytest
 
 import voxa
 from voxa import audio
-from voxa.asr import Failure, _collapse_loop, _drop_piled, _squash_repeats
+from voxa.asr import Failure
 from voxa.errors import AudioError, InputError
-from voxa.types import Segment, Word
 
 from .conftest import librispeech, wer
 
@@ -133,27 +132,6 @@ def test_bad_options(base, tiny):
         tiny.transcribe(np.zeros(16000, np.float32), task="translate")
     with pytest.raises(InputError, match="unknown task"):
         base.transcribe(np.zeros(16000, np.float32), task="summarise")
-
-
-def test_repetition_guard():
-    assert _collapse_loop(" I will go. I will go. I will go. I will go. I will go.") == " I will go. I will go."
-    assert _collapse_loop(" no no no no no no") == " no no"
-    assert _collapse_loop(" a normal sentence, nothing repeated") == " a normal sentence, nothing repeated"
-    segs = [Segment(i, i, i + 1, " Thank you.") for i in range(5)]
-    assert len(_squash_repeats(segs)) == 2
-
-
-def test_words_given_no_time_are_dropped():
-    w = lambda t, a, b: Word(a, b, t, 0.9)  # noqa: E731
-    said = [w(" The", 0.0, 0.2), w(" dose", 0.2, 0.5), w(" is", 0.5, 0.6), w(" ten.", 0.6, 1.0)]
-    # the sentence again, piled onto the clip's last instant
-    assert _drop_piled(said + [w(" The", 1.0, 1.0), w(" dose", 1.0, 1.0), w(" is", 1.0, 1.02)]) == said
-    # a phrase again with zero durations in the middle
-    mid = said[:2] + [w(" the", 0.5, 0.5), w(" dose", 0.5, 0.5)] + said[2:]
-    assert _drop_piled(mid) == said
-    # one short word is kept; so is ordinary speech
-    short = said[:2] + [w(" a", 0.5, 0.5)] + said[2:]
-    assert _drop_piled(short) == short and _drop_piled(said) == said
 
 
 def test_decode_with_prefix_returns_only_what_follows(eval_dir, tiny):

@@ -19,13 +19,13 @@ language-ID on the input's first 30 s of speech); windows then only mix inputs o
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import audio as audio_io
+from . import guards
 from .errors import InputError, VoxaError
 from .packing import WINDOW_S, Piece, Window, leftovers, pack, starved, unpack
 from .registry import resolve
@@ -318,7 +318,7 @@ class Whisper:
                 continue  # Whisper's own silence rule: nothing said here
             requeue += self._emit(w, i, tokens, tokenizers[i], encoder_output, opts, inputs, dict(
                 avg_logprob=round(float(avg_logprob), 4), no_speech_prob=round(float(res.no_speech_prob), 4),
-                compression_ratio=round(_compression_ratio(tokenizers[i].decode(tokens)), 3),
+                compression_ratio=round(guards.compression_ratio(tokenizers[i].decode(tokens)), 3),
                 temperature=temperature))
         return requeue
 
@@ -333,7 +333,7 @@ class Whisper:
 
     @staticmethod
     def _doubtful(text: str, avg_logprob: float, no_speech_prob: float, opts: Options) -> bool:
-        if _compression_ratio(text) > opts.compression_ratio_threshold:
+        if guards.compression_ratio(text) > opts.compression_ratio_threshold:
             return True
         silent = no_speech_prob > opts.no_speech_threshold
         return avg_logprob < opts.log_prob_threshold and not silent
@@ -445,7 +445,7 @@ class Whisper:
             text = toks[langs[i]].decode(tokens)
             avg_logprob = res.scores[0] / (len(tokens) + 1)
             silent = res.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold
-            if silent or not text.strip() or _compression_ratio(text) > opts.compression_ratio_threshold:
+            if silent or not text.strip() or guards.compression_ratio(text) > opts.compression_ratio_threshold:
                 tokens = []
             elif skip[i] and len(_words_of(toks[langs[i]], tokens)) <= skip[i]:
                 tokens = []  # nothing after the prefix
@@ -463,7 +463,7 @@ class Whisper:
             for i, seg in zip(idx, segs):
                 words = [Word(float(w["start"]), float(w["end"]), w["word"], round(float(w["probability"]), 4))
                          for w in seg[0].get("words") or [] if any(c.isalnum() for c in w["word"])]
-                out[i] = (_drop_piled(words)[skip[i]:], lang)
+                out[i] = (guards.drop_piled(words)[skip[i]:], lang)
         return out
 
     # ------------------------------------------------------------------ results
@@ -471,7 +471,7 @@ class Whisper:
         if inp.error is not None:
             return Failure(inp.name, inp.error)
         segs = [s for _, s in sorted(inp.segments, key=lambda x: x[0])]
-        segs = _squash_repeats(segs)
+        segs = guards.squash_repeats(segs)
         for n, s in enumerate(segs):
             s.id = n
         return Transcript(
@@ -487,27 +487,6 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
 
 
-def _drop_piled(words: list[Word]) -> list[Word]:
-    """Drop words the aligner gives no time: two or more in a row with zero duration, or piled
-    onto one instant at the end of the clip. That is text Whisper wrote with no audio for it,
-    typically a phrase said again."""
-    n = len(words)
-    while n > 0 and words[n - 1].start > words[-1].start - 0.021:
-        n -= 1
-    if len(words) - n >= 2:
-        words = words[:n]
-    out, run = [], []
-    for w in words:
-        if w.end - w.start < 0.01:
-            run.append(w)
-            continue
-        if len(run) < 2:
-            out += run
-        run = []
-        out.append(w)
-    return out + (run if len(run) < 2 else [])
-
-
 def _words_of(tokenizer, tokens: list[int]) -> list[str]:
     """The words the aligner will make of these tokens (those with a letter or digit)."""
     words, _ = tokenizer.split_to_word_tokens(list(tokens) + [tokenizer.eot])
@@ -516,55 +495,6 @@ def _words_of(tokenizer, tokens: list[int]) -> list[str]:
 
 def _count_words(tokenizer, text: str) -> int:
     return len(_words_of(tokenizer, tokenizer.encode(" " + text))) if text else 0
-
-
-def _compression_ratio(text: str) -> float:
-    b = text.encode("utf-8")
-    return len(b) / len(zlib.compress(b)) if b else 0.0
-
-
-def _squash_repeats(segments: list[Segment], max_repeats: int = 2) -> list[Segment]:
-    """Repetition guard: drop a segment whose text repeats the previous one more than
-    ``max_repeats`` times in a row, and collapse a phrase looping inside one segment."""
-    out: list[Segment] = []
-    run = 0
-    for s in segments:
-        key = _norm(s.text)
-        run = run + 1 if out and key and key == _norm(out[-1].text) else 0
-        if run >= max_repeats:
-            continue
-        s.text = _collapse_loop(s.text)
-        if s.words:
-            keep = len(s.text.split())
-            s.words = s.words[: max(keep, 1)] if keep < len(s.words) else s.words
-        out.append(s)
-    return out
-
-
-def _norm(text: str) -> str:
-    return "".join(c for c in text.lower() if c.isalnum())
-
-
-def _collapse_loop(text: str, max_repeats: int = 2) -> str:
-    """'a b c a b c a b c a b c' -> 'a b c a b c': any n-gram (n<=12) repeated more than
-    ``max_repeats`` times back to back is cut down to ``max_repeats`` copies."""
-    words = text.split()
-    if len(words) < 3:
-        return text
-    changed = False
-    for n in range(1, 13):
-        i = 0
-        while i + n * (max_repeats + 1) <= len(words):
-            unit = [_norm(w) for w in words[i : i + n]]
-            j = i + n
-            while j + n <= len(words) and [_norm(w) for w in words[j : j + n]] == unit:
-                j += n
-            reps = (j - i) // n
-            if reps > max_repeats:
-                del words[i + n * max_repeats : j]
-                changed = True
-            i += 1
-    return (" " if text.startswith(" ") else "") + " ".join(words) if changed else text
 
 
 _ENGINES: dict[tuple, Whisper] = {}
