@@ -379,15 +379,16 @@ def run_row(row: str, seconds: float) -> dict:
         _, model, ms = row.split(":")
         return run_accuracy(model, int(ms))
     kind, model, n, *ms = row.split(":")
+    endpointing_ms = int(ms[0]) if ms else 300
     spks = speakers(seconds)
     t0 = time.perf_counter()
     if kind == "voxa":
-        streams = run_voxa(model, int(n), spks, int(ms[0]) if ms else 300)
+        streams = run_voxa(model, int(n), spks, endpointing_ms)
     else:
         streams = run_localagreement(model, int(n), spks)
     out = score(row, streams, spks)
     if kind == "voxa":
-        out["endpointing_ms"] = int(ms[0]) if ms else 300
+        out["endpointing_ms"] = endpointing_ms
     out["wall_s"] = time.perf_counter() - t0
     return out
 
