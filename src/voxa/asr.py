@@ -5,7 +5,7 @@ inputs and streams them through one pipeline:
 
   decode (audio.stream) -> speech regions (vad) -> pack into 30 s windows (packing)
   -> batched encoder + greedy/beam decoder (CTranslate2) -> fallback for doubtful windows
-  -> unpack to inputs -> repetition guard -> Transcript
+  -> unpack to inputs -> repetition guard (voxa.guards) -> Transcript
 
 Why not faster-whisper's ``transcribe``: it decodes one input at a time and pads each short
 input to 30 s. Packing speech from many inputs into full windows does the same work with a
