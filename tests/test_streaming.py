@@ -231,6 +231,47 @@ def test_lookback_only_when_few_finals_wait():
     sch.stop()
 
 
+def test_stale_speculative_final_is_demoted():
+    """Speech that resumes after a pause shorter than the endpoint makes the speculative final
+    stale. If it is still queued it loses its lookback and waits as an interim (or leaves the
+    queue when no interims are wanted); one already being decoded is left alone."""
+    from voxa.streaming.recognizer import FRAME
+
+    class Engine:
+        name = "fake"
+
+        def decode_clips(self, clips, languages, **kw):  # after the test, for what is left queued
+            return [([], "en") for _ in clips]
+
+    sch = Scheduler(Engine())
+    frame = np.zeros(FRAME, np.float32)
+
+    def speak_then_pause(rec):  # Silero's probabilities given directly: quiet, speech, a 192 ms pause
+        for p in [0.0] * 20 + [0.9] * 40 + [0.0] * 6:
+            rec._frame(frame, p)
+        (cand,) = rec.queue
+        assert cand.kind == "candidate" and cand.before is not None  # a final-to-be, with its lookback
+        return cand
+
+    with sch._cond:  # the worker waits on this lock, so nothing is decoded
+        rec = Recognizer(sch, lambda e: None, StreamOptions(interim_results=True))
+        cand = speak_then_pause(rec)
+        rec._frame(frame, 0.9)
+        assert len(rec.queue) == 1 and rec.queue[0] is cand and cand.kind == "interim" and cand.before is None
+
+        rec = Recognizer(sch, lambda e: None, StreamOptions(interim_results=False))
+        speak_then_pause(rec)
+        rec._frame(frame, 0.9)
+        assert not rec.queue
+
+        rec = Recognizer(sch, lambda e: None, StreamOptions(interim_results=True))
+        cand = speak_then_pause(rec)
+        rec.inflight = rec.queue.popleft()  # the worker has taken it
+        rec._frame(frame, 0.9)
+        assert cand.kind == "candidate" and cand.before is not None and not rec.queue
+    sch.stop()
+
+
 def test_long_utterance_commits_stable_words(eval_dir, tiny):
     """An utterance longer than commit_s gets finals before its end (speech_final false), and
     the buffer stays bounded."""

@@ -170,6 +170,7 @@ class Recognizer:
             if p >= o.threshold:
                 self._silent = 0
                 if self._candidate is not None:  # speech resumed: the speculative final is stale
+                    self._demote(self._candidate)
                     self._candidate = self._candidate_words = None
             else:
                 self._silent += int(self._silent > 0)
@@ -244,6 +245,20 @@ class Recognizer:
         else:
             self.queue.append(job)
         return job
+
+    def _demote(self, job: Job) -> None:
+        """A stale speculative final that has not started is worth no more than an interim: it
+        loses its lookback (and so its beam and longer clip), or leaves the queue when no interims
+        are wanted. Decoded as a final it would take decoder time (a clip with up to 10 s of
+        lookback, and from 500 ms endpointing a beam) from the finals that count."""
+        k = next((i for i, j in enumerate(self.queue) if j is job), None)
+        if k is None:
+            return  # decoding already, or done
+        del self.queue[k]
+        if self.opts.interim_results:
+            job.kind, job.before = "interim", None
+            self._decoded = max(self._decoded, job.audio.size)
+            self._enqueue(job)  # and replaces an older interim still waiting, as a newer one does
 
     def _look_back(self, job: Job) -> None:
         """Put the preceding speech in front of a final's audio, with what was said in it as the
