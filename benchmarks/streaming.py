@@ -7,7 +7,8 @@ utterances (at least ``--seconds`` of audio) joined with 1 s pauses, played at r
 
 Rows:
 * **voxa**: ``voxa serve`` in a subprocess; each stream is a WebSocket client (its own thread)
-  sending linear16 and reading results, with ``interim_results=true&endpointing=300``. N
+  sending linear16 and reading results, with ``interim_results=true`` and voxa's default endpointing
+  (400 ms; ``ENDPOINTING_MS``). N
   streams run at once (different speakers, reused past 10). A fourth field sets the
   endpointing: ``voxa:tiny.en:8:500``.
 * **localagreement**: WhisperLiveKit's ``OnlineASRProcessor`` (the maintained successor of
@@ -23,16 +24,15 @@ Figures, per row:
 * first words: from speech onset to the first result (interim or final) holding a word of
   that utterance (median, p90 over utterances);
 * final: from the end of speech to the last final of that utterance (median, p90); "after
-  endpoint" subtracts voxa's endpointing silence (300 ms unless the row names one);
+  endpoint" subtracts voxa's endpointing silence (its default unless the row names one);
 * streaming WER: each stream's finals joined, against its utterances' references joined (so a
   word timed across a pause is not counted twice); offline WER: voxa's batch transcription of
   the same utterances (same model), joined the same way; Whisper's English normaliser;
 * a row is "keeps up" when p90 final latency is at most 1 s.
 
     python benchmarks/streaming.py [--rows voxa:tiny.en:1,voxa:tiny.en:8,...] [--seconds 45]
-    python benchmarks/streaming.py --rows voxa:tiny.en:1:300,voxa:tiny.en:1:400,voxa:tiny.en:1:500,\
-voxa:tiny.en:4:400,voxa:tiny.en:4:500,voxa:tiny.en:6:400,voxa:tiny.en:6:500,voxa:tiny.en:8:300,voxa:tiny.en:8:400,\
-voxa:tiny.en:8:500 --accuracy tiny.en --endpointing 300,400,500,700 \
+    python benchmarks/streaming.py --rows voxa:tiny.en:1:300,voxa:tiny.en:1:500,voxa:tiny.en:4:500,\
+voxa:tiny.en:6:500,voxa:tiny.en:8:300,voxa:tiny.en:8:500 --accuracy tiny.en --endpointing 300,500,700 \
         --out benchmarks/results/streaming-endpointing.md   # what a longer endpoint buys, and costs
 
 Targets (voxa, tiny.en): first words <= 500 ms, final <= 300 ms after the endpoint,
@@ -58,6 +58,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import common  # noqa: E402
+from voxa.streaming.recognizer import ENDPOINTING_MS  # noqa: E402
 
 ROOT = HERE.parent
 EVAL = Path(os.environ.get("VOXA_EVAL_DIR", ROOT.parent / "shared" / "eval"))
@@ -123,7 +124,7 @@ def documents() -> list[tuple[str, np.ndarray, str]]:
     return docs
 
 
-def run_accuracy(model: str, endpointing_ms: int = 300) -> dict:
+def run_accuracy(model: str, endpointing_ms: int) -> dict:
     """Streaming and offline WER over every document, one stream at a time, fed as fast as it is
     decoded (the finals are decoded as they are live: same VAD, endpointing, speculation, lookback)."""
     import voxa
@@ -205,7 +206,7 @@ def voxa_stream(url: str, spk: dict, results: list, start_at: float) -> None:
     results.append({"speaker": spk["speaker"], "words": words})
 
 
-def run_voxa(model: str, n: int, spks: list[dict], endpointing_ms: int = 300) -> list[dict]:
+def run_voxa(model: str, n: int, spks: list[dict], endpointing_ms: int) -> list[dict]:
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     server = subprocess.Popen([sys.executable, "-m", "voxa.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
@@ -379,7 +380,7 @@ def run_row(row: str, seconds: float) -> dict:
         _, model, ms = row.split(":")
         return run_accuracy(model, int(ms))
     kind, model, n, *ms = row.split(":")
-    endpointing_ms = int(ms[0]) if ms else 300
+    endpointing_ms = int(ms[0]) if ms else ENDPOINTING_MS
     spks = speakers(seconds)
     t0 = time.perf_counter()
     if kind == "voxa":
@@ -398,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", default=DEFAULT_ROWS)
     ap.add_argument("--seconds", type=float, default=45.0, help="audio per speaker stream")
     ap.add_argument("--accuracy", default="tiny.en,base", help="models for the accuracy pass ('' for none)")
-    ap.add_argument("--endpointing", default="300",
+    ap.add_argument("--endpointing", default=str(ENDPOINTING_MS),
                     help="endpointing silences (ms, comma-separated) for the accuracy pass, e.g. 300,500,700")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/streaming.md"))
     ap.add_argument("--run", help=argparse.SUPPRESS)
@@ -452,7 +453,8 @@ def report(rows: list[dict], spks: list[dict], argv) -> str:
             f"Audio: {len(spks)} LibriSpeech test-other speakers, {n_utts} utterances joined with {GAP_S:g} s "
             f"pauses ({secs:.0f} s in all; one speaker per stream, reused past {len(spks)} streams), at real-time "
             "pace in 100 ms chunks. Latencies are per utterance: first words from speech onset, final from end of "
-            "speech. voxa's endpointing is 300 ms unless the row names another (voxa:model:streams:ms), so its "
+            f"speech. voxa's endpointing is {ENDPOINTING_MS} ms (its default) unless the row names another "
+            "(voxa:model:streams:ms), so its "
             "final can come no sooner than that after the end of speech; \"after endpoint\" subtracts it. "
             "LocalAgreement has no interims: its first committed word counts as its first words.", "",
             "WER per stream: all its finals joined, against its references joined. Offline WER: voxa's batch "

@@ -47,8 +47,9 @@ def _query(model: Optional[str], opts: dict) -> dict:
     """The stream options as /v1/listen query parameters (16 kHz linear16 is what is sent)."""
     q = {"encoding": "linear16", "sample_rate": 16000, "channels": 1,
          "interim_results": str(opts["interim_results"]).lower(),
-         "endpointing": "false" if opts["endpointing_ms"] is None else opts["endpointing_ms"],
          "vad_events": str(opts["vad_events"]).lower()}
+    if "endpointing_ms" in opts:
+        q["endpointing"] = "false" if opts["endpointing_ms"] is None else opts["endpointing_ms"]
     for key, value in (("model", model), ("language", opts["language"]), ("utterance_end_ms", opts["utterance_end_ms"])):
         if value:
             q[key] = value
@@ -116,22 +117,23 @@ def listen(
     model: Optional[str] = typer.Option(None, "-m", "--model", help="Streaming model (default tiny.en)."),
     language: Optional[str] = typer.Option(None, "-l", "--language"),
     interim: bool = typer.Option(True, "--interim/--no-interim", help="Show interim results."),
-    endpointing: str = typer.Option("300", "--endpointing", help="Silence (ms) that ends an utterance, or false."),
+    endpointing: Optional[str] = typer.Option(None, "--endpointing", help="Silence (ms) that ends an utterance, or false (default 400)."),
     utterance_end_ms: Optional[int] = typer.Option(None, "--utterance-end-ms", min=500),
     vad_events: bool = typer.Option(False, "--vad-events", help="Also report SpeechStarted."),
     speed: float = typer.Option(1.0, "--speed", min=0.0, help="Playback pace: 1 = real time, 2 = twice as fast, 0 = as fast as possible."),
     as_json: bool = typer.Option(False, "--json", help="Print the raw JSON messages, one per line."),
 ):
     """Stream a recording at real-time pace and print interim and final results."""
-    if endpointing != "false" and not endpointing.isdigit():
+    if endpointing is not None and endpointing != "false" and not endpointing.isdigit():
         fail(f"--endpointing must be milliseconds or false, not {endpointing!r}")
     if file != "-":
         from pathlib import Path
 
         if not Path(file).exists():
             fail(f"{file}: no such file")
-    opts = dict(interim_results=interim, vad_events=vad_events, language=language, utterance_end_ms=utterance_end_ms,
-                endpointing_ms=None if endpointing == "false" else int(endpointing))
+    opts = dict(interim_results=interim, vad_events=vad_events, language=language, utterance_end_ms=utterance_end_ms)
+    if endpointing is not None:  # else the default of the stream options, or of the server with --url
+        opts["endpointing_ms"] = None if endpointing == "false" else int(endpointing)
     tty = sys.stdout.isatty() and not as_json
 
     def show(msg: dict) -> None:

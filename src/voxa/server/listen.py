@@ -35,6 +35,7 @@ from ..asr import load_model
 from ..audio import PcmDecoder, StreamDecoder
 from ..errors import AudioError, ModelError
 from ..streaming import Recognizer, Scheduler, StreamOptions, message
+from ..streaming.recognizer import ENDPOINTING_MS
 from .config import header_token
 from .errors import respond
 
@@ -99,7 +100,7 @@ def parse(q, config) -> tuple[str, StreamOptions, dict]:
     opts = StreamOptions(
         language=language,
         interim_results=_flag(q, "interim_results", False),
-        endpointing_ms=_int(q, "endpointing", 10, 10000, 300, allow_false=True),
+        endpointing_ms=_int(q, "endpointing", 10, 10000, ENDPOINTING_MS, allow_false=True),
         utterance_end_ms=_int(q, "utterance_end_ms", 500, 10000, None),
         vad_events=_flag(q, "vad_events", False),
     )
