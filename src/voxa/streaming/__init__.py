@@ -33,9 +33,12 @@ Longer endpointing alone closes a quarter to a third of the gap to offline on al
 at 300 ms, 13.97% at 500, 13.78% at 700, 13.65% at 1000, against 11.79% offline); with it, beam 3
 for finals closes most of the rest (12.56% at 500 ms, 12.12% at 700, 12.37% at 1000), though at 300 ms it
 gave 14.74%. So finals take beam 3 from 500 ms endpointing (``StreamOptions.beam``;
-``benchmarks/results/streaming-endpointing.md``). At 400 ms, greedy, it is 13.40% (1.14x). The
-price is streams: with the endpoint taking 400-500 ms of the second, 6 tiny.en streams keep their
-final p90 within 1 s of the end of speech at 400 ms and 4 at 500 ms, against 8 at 300 ms.
+``benchmarks/results/streaming-endpointing.md``). At 400 ms, greedy, it is 13.40% (1.14x), and
+that is the default (``ENDPOINTING_MS``). A longer endpoint leaves less of the 1 s latency budget
+for decoding: 8 tiny.en streams keep their final p90 under 1 s at 400 ms (884 ms; 876 and 970 ms in
+two more runs) but not at 500 ms (1.05 s). That holds since a stale speculative final, one still
+queued when speech resumes, is decoded as an interim without its lookback (``Recognizer._demote``):
+before, at 400 ms, 8 streams' p90 was 1.19 and 1.46 s.
 """
 
 from __future__ import annotations
