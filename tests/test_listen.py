@@ -306,3 +306,19 @@ def test_a_stuck_client_does_not_stall_another(url, eval_dir):
         msgs, _, code, _ = stream(url, [pcm16(pcm[i:i + 8000]) for i in range(0, pcm.size, 8000)], pace=0.25)
         assert code == 1000 and "country" in finals_text(msgs).lower()  # (stream() waits at most 60 s)
         stuck.socket.close()
+
+
+def test_endpointing_default_and_choices():
+    """Without `endpointing` a stream gets voxa's default (400 ms); a client's value or `false`
+    wins, and `voxa listen` sends one only when told to."""
+    from voxa.cli.listen import _query
+    from voxa.server.listen import parse
+
+    config = ServerConfig(api_keys=())
+    assert parse({"encoding": "linear16", "sample_rate": "16000"}, config)[1].endpointing_ms == 400
+    assert parse({"encoding": "linear16", "sample_rate": "16000", "endpointing": "300"}, config)[1].endpointing_ms == 300
+    assert parse({"encoding": "linear16", "sample_rate": "16000", "endpointing": "false"}, config)[1].endpointing_ms is None
+    opts = dict(interim_results=True, vad_events=False, language=None, utterance_end_ms=None)
+    assert "endpointing" not in _query(None, opts)
+    assert _query(None, {**opts, "endpointing_ms": 300})["endpointing"] == 300
+    assert _query(None, {**opts, "endpointing_ms": None})["endpointing"] == "false"
