@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 FRAME = StreamingVad.FRAME
 _BEAM_FROM_MS = 500  # endpointing from which finals are decoded with a beam (StreamOptions.beam)
 # The default endpointing. At 400 ms tiny.en's streaming WER is 1.14x offline against 1.24x at 300 ms, and 8
-# streams still keep their final p90 under 1 s on 2 cores (benchmarks/results/streaming-endpointing.md).
+# streams still keep their final p90 under 1 s on 2 cores (benchmarks/results/streaming.md; other endpoints in
+# streaming-endpointing.md).
 # The article's client and voxa's agent ask for 300 ms.
 ENDPOINTING_MS = 400
 _MAX_CLIP_S = 28.0  # a clip with its lookback stays inside Whisper's 30 s window
@@ -262,7 +263,8 @@ class Recognizer:
         del self.queue[k]
         if self.opts.interim_results:
             job.kind, job.before = "interim", None
-            self._decoded = max(self._decoded, job.audio.size)
+            if round(job.offset * SAMPLE_RATE) == self._utt_start:  # no commit has cut the utterance since
+                self._decoded = max(self._decoded, job.audio.size)
             self._enqueue(job)  # and replaces an older interim still waiting, as a newer one does
 
     def _look_back(self, job: Job) -> None:
