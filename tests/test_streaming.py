@@ -47,6 +47,24 @@ class _Recording:
         return self.model.decode_clips(clips, languages, **kw)
 
 
+def _stream_recorded(tiny, pcm, opts, *, one_at_a_time=False):
+    """Stream pcm in 100 ms chunks through a Recognizer on the real model, recording every decode's
+    arguments. one_at_a_time: each chunk's decodes finish before the next chunk (a live stream on a
+    fast decoder, where each final is known before the next starts). Returns the finals with words
+    and the recording model."""
+    model = _Recording(tiny)
+    events = []
+    sch = Scheduler(model)
+    rec = Recognizer(sch, events.append, opts)
+    for i in range(0, pcm.size, 1600):
+        rec.push(pcm[i:i + 1600])
+        if one_at_a_time:
+            rec.wait(30)
+    rec.close(60)
+    sch.stop()
+    return [e for e in events if isinstance(e, StreamResult) and e.words], model
+
+
 def test_agreement_is_the_shared_prefix_before_the_tail():
     a = [_w(" Hello", 0, .5), _w(" there,", .5, 1), _w(" my", 1, 1.2), _w(" friend", 1.2, 2)]
     b = [_w(" hello", 0, .5), _w(" there", .5, 1), _w(" my", 1, 1.2), _w(" fiend", 1.2, 2)]
@@ -127,18 +145,9 @@ def test_finals_hear_the_speech_before_them(eval_dir, tiny):
     said before is repeated."""
     files, refs = librispeech(eval_dir)
     pick = [20, 21, 22]
-    joined = _joined(files, pick, 0.5)
-    model = _Recording(tiny)
-    events = []
-    sch = Scheduler(model)
-    rec = Recognizer(sch, events.append, StreamOptions(interim_results=False))
-    for i in range(0, joined.size, 1600):
-        rec.push(joined[i:i + 1600])
-        rec.wait(30)  # as a live stream with a fast decoder: each final is known before the next
-    rec.close(30)
-    sch.stop()
+    finals, model = _stream_recorded(tiny, _joined(files, pick, 0.5), StreamOptions(interim_results=False),
+                                     one_at_a_time=True)
     seen = [p for kw in model.calls for p in kw.get("prefixes") or [] if p]
-    finals = [e for e in events if isinstance(e, StreamResult) and e.words]
     assert len(finals) >= 3 and seen
     assert all(p.strip() for p in seen)
     said = [f.text for f in finals]
@@ -156,7 +165,7 @@ def test_finals_take_a_beam_from_500_ms_endpointing():
     a batch takes the widest any of its finals asks for, and interims stay greedy."""
     from voxa.streaming.recognizer import Job
 
-    assert StreamOptions().beam() == 1  # 300 ms
+    assert StreamOptions().beam() == 1  # the default, 400 ms
     assert StreamOptions(endpointing_ms=499).beam() == 1
     assert StreamOptions(endpointing_ms=500).beam() == 3 and StreamOptions(endpointing_ms=None).beam() == 3
     assert StreamOptions(endpointing_ms=1000, final_beam=1).beam() == 1
@@ -184,16 +193,8 @@ def test_long_endpointing_finals_decode_with_a_beam(eval_dir, tiny):
     close to offline transcription."""
     files, refs = librispeech(eval_dir)
     pick = [3, 13, 23]
-    joined = _joined(files, pick, 1.0)
-    model = _Recording(tiny)
-    events = []
-    sch = Scheduler(model)
-    rec = Recognizer(sch, events.append, StreamOptions(interim_results=False, endpointing_ms=700))
-    for i in range(0, joined.size, 1600):
-        rec.push(joined[i:i + 1600])
-    rec.close(60)
-    sch.stop()
-    finals = [e for e in events if isinstance(e, StreamResult) and e.words]
+    finals, model = _stream_recorded(tiny, _joined(files, pick, 1.0),
+                                     StreamOptions(interim_results=False, endpointing_ms=700))
     beams = [kw["beam_size"] for kw in model.calls]
     assert finals and beams and set(beams) == {3}
     w_stream, w_offline = _wers(tiny, files, refs, pick, " ".join(f.text for f in finals))
