@@ -273,6 +273,29 @@ def test_stale_speculative_final_is_demoted():
     sch.stop()
 
 
+def test_stale_speculative_finals_on_real_speech(eval_dir, tiny, monkeypatch):
+    """Real speech fed faster than tiny.en decodes, with a 700 ms endpoint: pauses inside
+    sentences make speculative finals stale while they are still queued, those are demoted to
+    interims, and the finals still match offline transcription."""
+    demoted = []
+    demote = Recognizer._demote
+
+    def spy(self, job):
+        queued = any(j is job for j in self.queue)
+        demote(self, job)
+        demoted.append((queued, job.kind, job.before is None))
+
+    monkeypatch.setattr(Recognizer, "_demote", spy)
+    files, refs = librispeech(eval_dir)
+    pick = [3, 13, 23]
+    finals, _ = _stream_recorded(tiny, _joined(files, pick, 1.0),
+                                 StreamOptions(interim_results=True, endpointing_ms=700))
+    assert any(queued and kind == "interim" and no_lookback for queued, kind, no_lookback in demoted), demoted
+    finals = [f for f in finals if f.is_final]
+    w_stream, w_offline = _wers(tiny, files, refs, pick, " ".join(f.text for f in finals))
+    assert w_stream <= w_offline * 1.3 + 0.03, (w_stream, w_offline)
+
+
 def test_long_utterance_commits_stable_words(eval_dir, tiny):
     """An utterance longer than commit_s gets finals before its end (speech_final false), and
     the buffer stays bounded."""
