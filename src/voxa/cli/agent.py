@@ -12,6 +12,7 @@ import typer
 
 from ..errors import VoxaError
 from . import app, fail, out
+from .serve import ALLOWED_HOST, ALLOWED_ORIGIN, API_KEY, HOST, PORT, server_config
 
 STAGES = (("turn", "turn_decided_ms"), ("asr", "asr_final_ms"), ("llm", "llm_first_token_ms"),
           ("tts", "tts_first_audio_ms"), ("v2v", "voice_to_voice_ms"))
@@ -20,21 +21,18 @@ STAGES = (("turn", "turn_decided_ms"), ("asr", "asr_final_ms"), ("llm", "llm_fir
 @app.command()
 def agent(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="agent.toml (see voxa.agent.config)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs an API key."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535),
-    api_key: Optional[List[str]] = typer.Option(None, "--api-key", help="Accepted Bearer token (repeatable)."),
+    host: str = HOST,
+    port: int = PORT,
+    api_key: Optional[List[str]] = API_KEY,
+    allowed_host: Optional[List[str]] = ALLOWED_HOST,
+    allowed_origin: Optional[List[str]] = ALLOWED_ORIGIN,
 ):
     """Run the voice agent: open http://HOST:PORT/agent in a browser and talk."""
     from ..agent import load_config
     from ..server import serve as run
-    from ..server.config import ServerConfig
 
     try:
-        cfg = load_config(config)
-        server = ServerConfig(host=host, port=port, agent=cfg)
-        if api_key:
-            server.api_keys = tuple(api_key)
-        server.check_bind()
+        server = server_config(host, port, api_key, allowed_host, allowed_origin, agent=load_config(config))
     except VoxaError as e:
         fail(str(e))
     out.print(f"voice agent: http://{host}:{port}/agent", markup=False)

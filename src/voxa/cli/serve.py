@@ -6,26 +6,73 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import InputError
+from ..errors import VoxaError
 from . import app, fail
+
+# options shared by `voxa serve` and `voxa agent`
+HOST = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs an API key.")
+PORT = typer.Option(8000, "--port", min=1, max=65535)
+API_KEY = typer.Option(None, "--api-key", help="Accepted Bearer token (repeatable); also VOXA_API_KEYS=a,b. "
+                                              "Blank keys are ignored.")
+ALLOWED_HOST = typer.Option(None, "--allowed-host", help="Host name clients may use besides the bound address "
+                                                        "(repeatable, * for any); also VOXA_ALLOWED_HOSTS.")
+ALLOWED_ORIGIN = typer.Option(None, "--allowed-origin", help="Web origin (https://app.example.com) whose pages "
+                                                            "may call the server (repeatable, * for any); also "
+                                                            "VOXA_ALLOWED_ORIGINS.")
+
+
+def server_config(host: str, port: int, api_key, allowed_host, allowed_origin, **settings):
+    """A checked ServerConfig from command-line options (raises VoxaError)."""
+    from ..server.config import ServerConfig
+
+    config = ServerConfig(host=host, port=port, **settings)
+    if api_key:
+        config.api_keys = tuple(api_key)
+    if allowed_host:
+        config.allowed_hosts = tuple(allowed_host)
+    if allowed_origin:
+        config.allowed_origins = tuple(allowed_origin)
+    config.check_bind()
+    return config
+
+
+def _models(pairs: list[str]) -> dict[str, str]:
+    from ..errors import InputError
+    from ..registry import add_local
+
+    out = {}
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name.strip() or not folder.strip():
+            raise InputError(f"--model takes NAME=FOLDER, not {pair!r}")
+        add_local(name.strip(), folder.strip())  # checks the folder now, not at the first request
+        out[name.strip()] = folder.strip()
+    return out
 
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs an API key."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535),
-    api_key: Optional[List[str]] = typer.Option(None, "--api-key", help="Accepted Bearer token (repeatable); also VOXA_API_KEYS=a,b."),
+    host: str = HOST,
+    port: int = PORT,
+    api_key: Optional[List[str]] = API_KEY,
+    allowed_host: Optional[List[str]] = ALLOWED_HOST,
+    allowed_origin: Optional[List[str]] = ALLOWED_ORIGIN,
+    model: Optional[List[str]] = typer.Option(None, "--model", help="Offer a local CTranslate2 folder under a "
+                                             "name: NAME=FOLDER (repeatable)."),
     max_text_chars: int = typer.Option(4096, "--max-text-chars", min=1, help="Longest speech request."),
+    max_upload_mb: float = typer.Option(100.0, "--max-upload-mb", min=0.01, help="Largest upload."),
+    max_audio_s: float = typer.Option(4 * 3600.0, "--max-audio-s", min=1.0, help="Longest audio per transcription."),
+    max_queue: int = typer.Option(8, "--max-queue", min=0, help="Requests waiting per model before 429."),
+    max_models: int = typer.Option(3, "--max-models", min=1, help="Whisper models kept loaded."),
+    max_streams: int = typer.Option(16, "--max-streams", min=1, help="Live streams at once."),
 ):
-    """Serve the OpenAI-compatible audio API (speech, models) over HTTP."""
+    """Serve the OpenAI-compatible audio API, the web page and the voice agent over HTTP."""
     from ..server import serve as run
-    from ..server.config import ServerConfig
 
-    config = ServerConfig(host=host, port=port, max_text_chars=max_text_chars)
-    if api_key:
-        config.api_keys = tuple(api_key)
     try:
-        config.check_bind()
-    except InputError as e:
+        config = server_config(host, port, api_key, allowed_host, allowed_origin, models=_models(model or []),
+                               max_text_chars=max_text_chars, max_upload_mb=max_upload_mb, max_audio_s=max_audio_s,
+                               max_queue=max_queue, max_models=max_models, max_streams=max_streams)
+    except VoxaError as e:
         fail(str(e))
     run(config)

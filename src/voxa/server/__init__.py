@@ -3,9 +3,12 @@
 One router per endpoint (in the manner of Speaches): ``transcriptions.py`` (POST
 /v1/audio/transcriptions and /translations), ``speech.py`` (POST /v1/audio/speech), ``models.py``
 (GET /v1/models), ``listen.py`` (WS /v1/listen, live recognition), ``watermark.py`` (POST
-/v1/audio/watermark/detect), ``metrics.py`` (GET /metrics), ``page.py`` (GET /, the web page). Errors use OpenAI's JSON shape (``errors.py``) so the official
-``openai`` client raises its usual exceptions. Safe defaults (``config.py``): loopback bind,
-a non-loopback bind refused without API keys, Bearer-token auth when keys are set, size limits.
+/v1/audio/watermark/detect), ``metrics.py`` (GET /metrics), ``page.py`` (GET /, the web page). Errors use OpenAI's JSON shape
+(``errors.py``) so the official ``openai`` client raises its usual exceptions. Safe defaults
+(``config.py``): loopback bind, a non-loopback bind refused without API keys, Bearer-token auth
+when keys are set, size and time limits. Around the routes: ``guard.py`` (Host and Origin
+checks), ``queue.py`` (a bounded queue per model: 429 when full), ``transport.py`` (uvicorn
+with header/read timeouts and pings that never end a stream).
 
     voxa serve                      # http://127.0.0.1:8000
     from openai import OpenAI
@@ -14,12 +17,18 @@ a non-loopback bind refused without API keys, Bearer-token auth when keys are se
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 from fastapi import FastAPI, Request
 
 from .. import __version__
 from ..safety.audit import key_id
 from .config import ServerConfig, header_token
 from .errors import install, respond
+from .guard import Guard
+from .queue import ModelQueues
+from .transport import uvicorn_config
 
 OPEN_PATHS = {"/health", "/", "/agent"}  # the page itself asks for the key
 
@@ -27,9 +36,21 @@ OPEN_PATHS = {"/health", "/", "/agent"}  # the page itself asks for the key
 def create_app(config: ServerConfig | None = None) -> FastAPI:
     from . import agent, listen, metrics, models, page, speech, transcriptions, watermark
 
+    from .. import asr, registry
+
     config = config or ServerConfig()
-    app = FastAPI(title="voxa", version=__version__, docs_url=None, redoc_url=None)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        # the pool that runs sync routes, file reads and decoding (anyio's; 40 by default)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.worker_threads
+        yield
+
+    app = FastAPI(title="voxa", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.config = config
+    for name, folder in config.models.items():  # the operator's own models, by name
+        registry.add_local(name, folder)
+    asr.MAX_MODELS = config.max_models
     install(app)
 
     @app.middleware("http")
@@ -44,7 +65,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         return await call_next(request)
 
     @app.get("/health")
-    def health():
+    async def health():  # on the event loop: it never waits for a worker thread
         return {"status": "ok", "version": __version__}
 
     app.include_router(speech.router)
@@ -56,6 +77,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.include_router(watermark.router)
     app.include_router(agent.router)
     app.state.metrics = metrics.install(app)
+    app.state.queues = ModelQueues(config.max_queue, lambda name, n: app.state.metrics.queued.labels(name).set(n))
+    app.add_middleware(Guard, config=config)  # before the routes: Host, Origin, body size
     return app
 
 
@@ -70,7 +93,7 @@ def serve(config: ServerConfig, *, preload_agent: bool = False) -> None:
         from ..agent import Agent
 
         app.state.agent = Agent(config.agent)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info")
+    uvicorn.Server(uvicorn_config(app, config, host=config.host, port=config.port)).run()
 
 
 def serve_in_background(app: FastAPI, *, timeout: float = 10.0) -> str:
@@ -85,7 +108,8 @@ def serve_in_background(app: FastAPI, *, timeout: float = 10.0) -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = getattr(getattr(app, "state", None), "config", None) or ServerConfig()
+    server = uvicorn.Server(uvicorn_config(app, config, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     deadline = time.monotonic() + timeout
     while not server.started:

@@ -24,6 +24,8 @@ class Metrics:
                              buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2))
         self.active_streams = Gauge("voxa_active_streams", "Open streaming sessions", registry=r)
         self.agent_sessions = Gauge("voxa_agent_sessions", "Open voice-agent sessions", registry=r)
+        self.queued = Gauge("voxa_model_queue", "Requests running or waiting for a model (queue.py)", ["model"],
+                            registry=r)
         self.agent_turns = Counter("voxa_agent_turns", "Voice-agent turns answered", registry=r)
         self.agent_latency = Histogram(
             "voxa_agent_latency_seconds", "Per turn, from the end of the user's speech to: the turn decision, "
