@@ -19,6 +19,8 @@ language-ID on the input's first 30 s of speech); windows then only mix inputs o
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -28,7 +30,7 @@ from . import audio as audio_io
 from . import guards
 from .errors import InputError, VoxaError
 from .packing import WINDOW_S, Piece, Window, leftovers, pack, starved, unpack
-from .registry import resolve
+from .registry import canonical, resolve
 from .types import Segment, Transcript, Word
 from .vad import VadConfig, stream_regions
 
@@ -62,6 +64,7 @@ class Options:
     gap_s: float = 1.0  # silence between packed pieces
     timestamps: bool = False  # decode Whisper's timestamp tokens (else text + word alignment)
     pack: bool = True  # False: one input's region per window (no cross-input packing)
+    max_duration: float | None = None  # seconds; a longer input fails (TooLong) while it is decoded
     vad_config: VadConfig = field(default_factory=VadConfig)
 
 
@@ -258,7 +261,7 @@ class Whisper:
 
         def blocks():
             nonlocal total
-            for block in audio_io.stream(source, block_seconds=120.0):
+            for block in audio_io.stream(source, block_seconds=120.0, max_seconds=opts.max_duration):
                 total += block.size
                 yield block
 
@@ -497,15 +500,40 @@ def _count_words(tokenizer, text: str) -> int:
     return len(_words_of(tokenizer, tokenizer.encode(" " + text))) if text else 0
 
 
-_ENGINES: dict[tuple, Whisper] = {}
+_ENGINES: "OrderedDict[tuple, Whisper]" = OrderedDict()
+_ENGINES_LOCK = threading.Lock()
+_LOADING: dict[tuple, threading.Lock] = {}
+MAX_MODELS = 4  # engines kept loaded; the least recently used one is let go beyond it
 
 
 def load_model(model: str | None = None, **kw) -> Whisper:
-    """A shared engine per (model, settings): loading costs time and memory, so reuse it."""
-    key = (model, tuple(sorted(kw.items())))
-    if key not in _ENGINES:
-        _ENGINES[key] = Whisper(model, **kw)
-    return _ENGINES[key]
+    """A shared engine per (model, settings): loading costs time and memory, so reuse it.
+    Every spelling of one model (name, alias, the same folder by another path) is one engine,
+    loaded once even when several threads ask at the same moment; at most ``MAX_MODELS`` stay
+    cached (least recently used first out; one still in use is freed when its users finish)."""
+    key = (canonical(model, "asr"), tuple(sorted(kw.items())))
+    with _ENGINES_LOCK:
+        if key in _ENGINES:
+            _ENGINES.move_to_end(key)
+            return _ENGINES[key]
+        loading = _LOADING.setdefault(key, threading.Lock())
+    with loading:
+        with _ENGINES_LOCK:
+            if key in _ENGINES:
+                return _ENGINES[key]
+        engine = Whisper(model, **kw)
+        with _ENGINES_LOCK:
+            _ENGINES[key] = engine
+            _LOADING.pop(key, None)
+            while len(_ENGINES) > max(1, MAX_MODELS):
+                _ENGINES.popitem(last=False)
+    return engine
+
+
+def loaded_models() -> list[str]:
+    """Names of the engines loaded now, least recently used first."""
+    with _ENGINES_LOCK:
+        return [e.name for e in _ENGINES.values()]
 
 
 def transcribe(source, model: str | None = None, *, diarize: bool = False, num_speakers: int | None = None,

@@ -20,6 +20,23 @@ class AudioError(VoxaError):
     code = "invalid_audio"
 
 
+class TooLong(AudioError):
+    """Input audio is longer than the limit for this use (found while decoding, whatever its
+    header claims)."""
+
+    code = "audio_too_long"
+
+
+class Busy(VoxaError):
+    """Too much work is waiting already: try again later (``retry_after`` seconds)."""
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ModelError(VoxaError):
     """A model name is unknown, or its weights cannot be found or assembled."""
 

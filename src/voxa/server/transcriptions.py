@@ -5,8 +5,10 @@ server-sent events, one ``transcript.text.delta`` per segment and a final ``tran
 ``diarize=true`` (with ``num_speakers`` or ``min_speakers``/``max_speakers``; the diarize extra)
 labels segments and words with speakers: verbose_json gains ``speaker`` on each and a ``speakers``
 object (turns, overlaps, warnings); srt and vtt carry the labels.
-Uploads are read in pieces and refused with 413 past the configured size; decoding and
-recognition run in a worker thread, one request at a time per model (the CPU is the limit).
+Uploads are refused with 413 past the configured size, and audio past ``max_audio_s`` while it
+is decoded (whatever its header says). Requests wait for their model in a bounded queue
+(``queue.py``: 429 with Retry-After when full) holding no thread; decoding and recognition then
+run in a worker thread, one request at a time per model (the CPU is the limit).
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from ..audio import probe_duration
 from ..errors import InputError, ModelError
 from ..types import Transcript
 from .errors import APIError
+from .models import asr_model
 
 router = APIRouter()
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
-MODEL_ALIASES = {"whisper-1": None, "gpt-4o-transcribe": None, "gpt-4o-mini-transcribe": None}
 _locks: dict[str, threading.Lock] = {}
 
 
@@ -46,20 +48,24 @@ async def _read(upload: UploadFile, limit_mb: float, param: str = "file") -> byt
     return b"".join(parts)
 
 
-async def read_audio(upload: UploadFile, config, param: str = "file") -> bytes:
-    """An uploaded audio file's bytes, within the size limit and (by its header) the duration limit."""
+async def read_audio(upload: UploadFile, config, param: str = "file", max_s: float | None = None) -> bytes:
+    """An uploaded audio file's bytes, within the size limit and, by its header, the duration
+    limit (``max_s``, default ``max_audio_s``). The header may lie or say nothing: whoever
+    decodes the bytes must pass the limit on (``max_duration``, ``max_seconds``)."""
+    max_s = config.max_audio_s if max_s is None else max_s
     data = await _read(upload, config.max_upload_mb, param)
     declared = await run_in_threadpool(probe_duration, data)
-    if declared is not None and declared > config.max_audio_s:
-        raise APIError(413, f"audio is {declared:.0f} s long; the limit is {config.max_audio_s:g} s per request",
+    if declared is not None and declared > max_s:
+        raise APIError(413, f"audio is {declared:.0f} s long; the limit is {max_s:g} s per request",
                        "audio_too_long", param)
     return data
 
 
-def _engine(model: str):
-    name = MODEL_ALIASES.get(model, model)
+async def engine_for(model: str | None):
+    """The loaded Whisper engine a request names (404 for any name the server does not offer)."""
+    name = asr_model(model)
     try:
-        return load_model(name)
+        return await run_in_threadpool(load_model, name)
     except ModelError as e:
         raise APIError(404, str(e), "model_not_found", "model") from None
 
@@ -110,16 +116,25 @@ async def _handle(request: Request, task: str, file: UploadFile, model: str, lan
         raise APIError(400, f"timestamp_granularities must be word or segment, not {bad[0]!r}",
                        "invalid_request", "timestamp_granularities[]")
     words = "word" in granularities
-    data = await read_audio(file, request.app.state.config)
-    engine = _engine(model)
-    opts = dict(task=task, language=language or None, initial_prompt=prompt or None, word_timestamps=words)
+    config = request.app.state.config
+    engine = await engine_for(model)
+    opts = dict(task=task, language=language or None, initial_prompt=prompt or None, word_timestamps=words,
+                max_duration=config.max_audio_s)
     if temperature > 0:
         opts["temperatures"] = tuple(t for t in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if t >= temperature)
     engine.check_options(**opts)  # bad language or task: 400 before any decoding
     lock = _locks.setdefault(engine.name, threading.Lock())
+    queue = request.app.state.queues.get(engine.name)
+    await queue.acquire()  # 429 when too many wait; waiting holds no thread
+    t0 = time.monotonic()
+    try:
+        data = await read_audio(file, config)
+    except BaseException:
+        queue.release()
+        raise
 
     def run() -> Transcript:
-        with lock:
+        with lock:  # a request whose client left may still be decoding
             if speakers is not None:
                 from .. import diarization
 
@@ -127,10 +142,19 @@ async def _handle(request: Request, task: str, file: UploadFile, model: str, lan
             return engine.transcribe(data, **opts)
 
     if stream:
-        return StreamingResponse(iterate_in_threadpool(_events(run)), media_type="text/event-stream")
-    t0 = time.perf_counter()
-    t = await run_in_threadpool(run)
-    request.app.state.metrics.observe_audio("transcribed", t.duration, time.perf_counter() - t0)
+        async def events():
+            try:
+                async for event in iterate_in_threadpool(_events(run)):
+                    yield event
+            finally:
+                queue.release(time.monotonic() - t0)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+    try:
+        t = await run_in_threadpool(run)
+    finally:
+        queue.release(time.monotonic() - t0)
+    request.app.state.metrics.observe_audio("transcribed", t.duration, time.monotonic() - t0)
     if response_format == "json":
         return {"text": t.text}
     if response_format == "verbose_json":
