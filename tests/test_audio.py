@@ -137,3 +137,38 @@ def test_empty_bytes_and_array():
         audio.decode(b"")
     with pytest.raises(AudioError, match="no audio"):
         audio.decode(np.zeros(0, np.float32))
+
+
+# ------------------------------------------------------------------ limits hold while decoding
+def silent_flac(seconds: float) -> bytes:
+    """FLAC whose header gives no length (written to a pipe), decoding to ``seconds`` of silence."""
+    return audio.encode(np.zeros(int(16000 * seconds), np.float32), 16000, "flac")
+
+
+def test_a_duration_cap_holds_while_decoding(tmp_path):
+    """Two hours of silence in 1.3 MB of FLAC with no length in its header: the cap stops the
+    decoder as it passes the limit, so no entry point decodes the whole file first."""
+    from voxa.errors import TooLong
+
+    data = silent_flac(7200)
+    assert len(data) < 2_000_000 and audio.probe_duration(data) is None
+    decoded = 0
+    with pytest.raises(TooLong, match="longer than the 60 s limit"):
+        for block in audio.stream(data, block_seconds=10, max_seconds=60):
+            decoded += block.size
+    assert decoded <= 60 * 16000
+    with pytest.raises(TooLong):
+        audio.decode(data, max_seconds=60)
+    with pytest.raises(TooLong):
+        audio.decode(np.zeros(16000 * 61, np.float32), max_seconds=60)
+    assert audio.decode(silent_flac(60), max_seconds=60).size == 60 * 16000  # at the limit is fine
+    got = []
+    dec = audio.StreamDecoder(got.append, "flac", max_seconds=30)
+    for i in range(0, len(data), 65536):
+        try:
+            dec.feed(data[i:i + 65536])
+        except TooLong:
+            break
+    with pytest.raises(Exception, match="longer than the 30 s limit"):
+        dec.close(10)
+    assert sum(x.size for x in got) <= 30 * 16000

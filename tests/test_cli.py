@@ -221,3 +221,40 @@ def test_voices_lists_engines(tmp_path):
     assert set(heart) >= {"engine", "name", "language", "sample_rate", "license", "installed"}
     rc, out, _ = voxa_cli("voices", "-l", "en")
     assert rc == 0 and "heart" in out and "installed" in out
+
+
+def test_max_duration_holds_for_transcribe_batch_and_diarize(eval_dir, tmp_path):
+    """One line, a non-zero exit, and the other inputs still done."""
+    import numpy as np
+
+    from voxa import audio
+
+    long = tmp_path / "long.flac"
+    long.write_bytes(audio.encode(np.zeros(16000 * 3600, np.float32), 16000, "flac"))  # header gives no length
+    jfk = eval_dir / "faster-whisper/jfk.flac"
+    rc, out, err = voxa("transcribe", long, jfk, "-m", "tiny.en", "--max-duration", "60")
+    assert rc == 1 and "longer than the 60 s limit" in err and "country" in out.lower()
+    assert len(err.strip().splitlines()) == 2  # the file's line and the summary
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for f in (long, jfk):
+        (folder / f.name).write_bytes(f.read_bytes())
+    rc, out, err = voxa("batch", folder, "--out", tmp_path / "out", "-m", "tiny.en", "--workers", "1",
+                        "--max-duration", "60", "--retries", "0", "-q")
+    assert rc == 1 and "longer than the 60 s limit" in out and "1 of 2 done" in out
+    rc, out, err = voxa("diarize", long, "--max-duration", "60")
+    assert rc in (1, 2) and len(err.strip().splitlines()) == 1
+    assert "longer than the 60 s limit" in err or "diarize" in err  # (without the extra: its one line)
+
+
+def test_diarize_without_the_extra_is_one_line(tmp_path, eval_dir):
+    """Without the diarize extra (simulated: its modules cannot be imported), `voxa diarize`
+    prints one line and exits 2, with no traceback."""
+    script = tmp_path / "run.py"
+    script.write_text("import sys\n"
+                      "for m in ('resemblyzer', 'torch', 'librosa', 'scipy'):\n    sys.modules[m] = None\n"
+                      "from voxa.cli import main\nmain()\n")
+    p = subprocess.run([sys.executable, str(script), "diarize", str(eval_dir / "faster-whisper/jfk.flac")],
+                       capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "diarize" in p.stderr

@@ -293,3 +293,40 @@ def test_metrics_count_requests_and_audio(client, url):
     assert value('voxa_audio_seconds_total{kind="synthesized"}') > 0.5
     assert value('voxa_real_time_factor_count{kind="synthesized"}') >= 1
     assert "voxa_request_seconds_bucket" in text and "voxa_active_streams" in text
+
+
+def test_audio_cap_holds_while_decoding_a_header_without_length():
+    """Two hours of silence in a 1.3 MB FLAC whose header gives no length: refused with 413 as
+    the decoder passes the cap, for transcription and translation (it used to be decoded in
+    full, keeping a worker busy for a minute, before any limit applied)."""
+    from voxa import audio as audio_io
+
+    data = audio_io.encode(np.zeros(16000 * 7200, np.float32), 16000, "flac")
+    assert audio_io.probe_duration(data) is None
+    url = start(ServerConfig(api_keys=(), max_audio_s=60.0))
+    c = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    for create in (c.audio.transcriptions.create, c.audio.translations.create):
+        with pytest.raises(openai.APIStatusError) as e:
+            create(model="whisper-1", file=("silence.flac", data))
+        assert e.value.status_code == 413 and e.value.body["code"] == "audio_too_long"
+        assert "60 s limit" in e.value.body["message"]
+    with pytest.raises(openai.APIError, match="60 s limit"):  # streamed: the 413 travels as an error event
+        list(c.audio.transcriptions.create(model="whisper-1", file=("silence.flac", data), stream=True))
+    assert c.models.list().data
+
+
+def test_page_offers_speakers_only_when_the_server_can_diarize(monkeypatch):
+    import re
+    import urllib.request
+
+    from voxa import diarization
+
+    url = start(ServerConfig(api_keys=()))
+    box = re.compile(r'<label id="speakers"[^>]*title="([^"]*)"><input id="diarize" type="checkbox"( disabled)?>')
+    with urllib.request.urlopen(f"{url}/") as r:
+        title, disabled = box.search(r.read().decode()).groups()
+    assert (disabled is None) == (diarization.missing() is None)
+    monkeypatch.setattr(diarization, "missing", lambda: "resemblyzer")
+    with urllib.request.urlopen(f"{url}/") as r:
+        title, disabled = box.search(r.read().decode()).groups()
+    assert disabled and "resemblyzer is missing" in title and "voxa[diarize]" in title

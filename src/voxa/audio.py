@@ -22,7 +22,7 @@ from typing import BinaryIO, Union
 import av
 import numpy as np
 
-from .errors import AudioError, InputError, OutputError
+from .errors import AudioError, InputError, OutputError, TooLong
 
 SAMPLE_RATE = 16000
 
@@ -105,14 +105,25 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
+def too_long(name: str, limit: float) -> TooLong:
+    return TooLong(f"{name}: the audio is longer than the {limit:g} s limit")
+
+
 def stream(
     source: Source, sample_rate: int = SAMPLE_RATE, block_seconds: float = 30.0, *, mono: bool = True,
+    max_seconds: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode ``source`` to float32 mono at ``sample_rate``, yielding blocks of about
     ``block_seconds`` (the last one shorter). Raises AudioError with a one-line reason.
-    ``mono=False`` keeps the channels apart: blocks are (channels, samples)."""
+    ``mono=False`` keeps the channels apart: blocks are (channels, samples).
+    ``max_seconds``: raise :class:`TooLong` as soon as the decoded audio passes it (a header
+    that gives no length, or lies, cannot make voxa decode more)."""
     name = source_name(source)
     if isinstance(source, np.ndarray):
+        a = np.asarray(source)
+        n = a.shape[-1] if not mono or a.ndim == 1 else max(a.shape)
+        if max_seconds is not None and n > max_seconds * sample_rate:
+            raise too_long(name, max_seconds)
         if mono:
             yield from _stream_array(source, sample_rate, block_seconds)
         else:  # arrays are (channels, samples), or 1-D mono
@@ -122,6 +133,7 @@ def stream(
             for i in range(0, a.shape[1], step):
                 yield a[:, i:i + step]
         return
+    limit = None if max_seconds is None else int(max_seconds * sample_rate)
     target = _open_input(source)
     block = max(1, int(block_seconds * sample_rate))
     try:
@@ -147,6 +159,8 @@ def stream(
                     arr = out.to_ndarray().reshape(-1) if mono else out.to_ndarray()
                     pending.append(arr)
                     pending_n += arr.shape[-1]
+                if limit is not None and total + pending_n > limit:
+                    raise too_long(name, max_seconds)
                 while pending_n >= block:
                     joined = np.concatenate(pending, axis=-1)
                     yield joined[..., :block]
@@ -157,6 +171,8 @@ def stream(
                 arr = out.to_ndarray().reshape(-1) if mono else out.to_ndarray()
                 pending.append(arr)
                 pending_n += arr.shape[-1]
+            if limit is not None and total + pending_n > limit:
+                raise too_long(name, max_seconds)
         except av.error.FFmpegError as e:
             got = (total + pending_n) / sample_rate
             if total + pending_n == 0:
@@ -190,10 +206,12 @@ def _stream_array(arr: np.ndarray, sample_rate: int, block_seconds: float) -> It
         yield a[i : i + block]
 
 
-def decode(source: Source, sample_rate: int = SAMPLE_RATE, *, mono: bool = True) -> np.ndarray:
+def decode(source: Source, sample_rate: int = SAMPLE_RATE, *, mono: bool = True,
+           max_seconds: float | None = None) -> np.ndarray:
     """Decode a whole input to one float32 mono array at ``sample_rate`` (``mono=False``: an
-    array of shape (channels, samples))."""
-    return np.concatenate(list(stream(source, sample_rate, block_seconds=600.0, mono=mono)), axis=-1)
+    array of shape (channels, samples)); ``max_seconds`` as in :func:`stream`."""
+    return np.concatenate(list(stream(source, sample_rate, block_seconds=600.0, mono=mono,
+                                      max_seconds=max_seconds)), axis=-1)
 
 
 def _reason(e: Exception) -> str:
@@ -325,12 +343,15 @@ class StreamDecoder:
     in pieces, decoded by FFmpeg on its own thread as bytes come in. Decoded float32 mono
     16 kHz audio goes to ``on_audio``; a decoding failure is kept in ``error``."""
 
-    def __init__(self, on_audio, fmt: str | None = None, max_buffer: int = 8 << 20):
+    def __init__(self, on_audio, fmt: str | None = None, max_buffer: int = 8 << 20,
+                 max_seconds: float | None = None):
         import threading
 
         self._pipe = _Pipe(max_buffer)
         self._on_audio = on_audio
         self._fmt = fmt
+        self._limit = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
+        self._max_seconds = max_seconds
         self.error: str | None = None
         self.samples = 0
         self._thread = threading.Thread(target=self._run, name="voxa-stream-decode", daemon=True)
@@ -373,6 +394,8 @@ class StreamDecoder:
 
     def _emit(self, samples: np.ndarray) -> None:
         self.samples += samples.size
+        if self._limit is not None and self.samples > self._limit:
+            raise too_long("the stream", self._max_seconds)
         self._on_audio(samples)
 
 

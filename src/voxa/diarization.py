@@ -120,6 +120,21 @@ class Embedder:
 
 _EMBEDDER: Embedder | None = None
 _EMBEDDER_LOCK = threading.Lock()
+_NEEDS = ("torch", "resemblyzer", "librosa", "scipy")
+
+
+def missing() -> str | None:
+    """What the diarize extra lacks here (a module name), or None when it is installed; cheap:
+    nothing is imported or loaded."""
+    import importlib.util
+
+    for name in _NEEDS:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):
+            return name
+    return None
 
 
 def embedder() -> Embedder:
@@ -313,15 +328,15 @@ def check(num_speakers=None, min_speakers=None, max_speakers=None, channels: str
 def diarize(source, *, num_speakers: int | None = None, min_speakers: int | None = None,
             max_speakers: int | None = None, channels: str = "mix",
             options: DiarizeOptions | None = None, speech: list[tuple[float, float]] | None = None,
-            overlapped: list[tuple[float, float]] | None = None) -> Diarization:
+            overlapped: list[tuple[float, float]] | None = None, max_duration: float | None = None) -> Diarization:
     """Who spoke when in ``source`` (anything ``voxa.audio`` reads). ``channels="split"``: one
     speaker per channel, no speaker model needed. ``speech`` and ``overlapped``: see
-    ``diarize_array``."""
+    ``diarize_array``. ``max_duration``: refuse longer audio while decoding it (TooLong)."""
     num, lo, hi = check(num_speakers, min_speakers, max_speakers, channels)
     name = audio_io.source_name(source)
     if channels == "split":
-        return _by_channel(name, audio_io.decode(source, mono=False))
-    return diarize_array(audio_io.decode(source), name, num=num, lo=lo, hi=hi, opts=options or DiarizeOptions(),
+        return _by_channel(name, audio_io.decode(source, mono=False, max_seconds=max_duration))
+    return diarize_array(audio_io.decode(source, max_seconds=max_duration), name, num=num, lo=lo, hi=hi, opts=options or DiarizeOptions(),
                          speech=speech, overlapped=overlapped)
 
 
@@ -350,9 +365,9 @@ def diarize_array(pcm: np.ndarray, name: str = "<array>", *, num=None, lo=1, hi=
         if num:
             warnings.append(f"asked for {num} speakers but no speech was found")
         return Diarization(name, duration, [], [], [], warnings)
-    from resemblyzer.audio import normalize_volume  # imported by embedder() already when this runs
+    enc = embedder()  # first: without the extra it raises the one-line ModelError
+    from resemblyzer.audio import normalize_volume
 
-    enc = embedder()
     pcm = normalize_volume(pcm, -30, increase_only=True)
     emb = enc([pcm[a:b] for a, b in spans])
     if num is not None and num > len(spans):
@@ -484,11 +499,12 @@ def transcribe(source, engine, *, num_speakers=None, min_speakers=None, max_spea
     options["word_timestamps"] = True
     num, lo, hi = check(num_speakers, min_speakers, max_speakers, channels)
     name = audio_io.source_name(source)
+    limit = options.get("max_duration")
     if channels != "split":  # decoded once, for both the speakers and the words
-        pcm = audio_io.decode(source)
+        pcm = audio_io.decode(source, max_seconds=limit)
         d = diarize_array(pcm, name, num=num, lo=lo, hi=hi)
         return attribute(replace(engine.transcribe(pcm, **options), source=name), d)
-    pcm = audio_io.decode(source, mono=False)
+    pcm = audio_io.decode(source, mono=False, max_seconds=limit)
     d = _by_channel(name, pcm)
     parts = [engine.transcribe(np.ascontiguousarray(x), **options) for x in pcm]
     segments = []

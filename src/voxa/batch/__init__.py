@@ -61,8 +61,11 @@ def _clean_partial(out: Path) -> int:
 def run(source: str, out, *, model: str | None = None, formats_: list[str] | None = None, language=None,
         task: str = "transcribe", word_timestamps: bool = False, diarize: bool = False, speakers: dict | None = None,
         workers: int | None = None, threads: int = 0, group_size: int = 8, max_attempts: int = 3, ray: str | None = None,
-        db: str | None = None, on_progress: Callable[[Progress], None] | None = None) -> dict:
-    """Transcribe every input of ``source`` into ``out``; returns the store's summary."""
+        db: str | None = None, on_progress: Callable[[Progress], None] | None = None,
+        max_duration: float | None = None) -> dict:
+    """Transcribe every input of ``source`` into ``out``; returns the store's summary.
+    ``max_duration``: an input longer than this many seconds fails while it is decoded (a
+    limit, not a setting of the batch: a resumed batch may change it)."""
     out = formats.check_dir(out)
     names = formats_ or ["txt"]
     # One single-threaded model per core: CTranslate2 gains little from a second thread (whisper-base
@@ -100,7 +103,8 @@ def run(source: str, out, *, model: str | None = None, formats_: list[str] | Non
             while todo and len(inflight) < 2 * workers:
                 group = todo.pop(0)
                 store.start(group)
-                inflight[pool.submit([j.path for j in group], options, speakers)] = group
+                inflight[pool.submit([j.path for j in group], options | {"max_duration": max_duration},
+                                     speakers)] = group
             for handle in pool.wait(list(inflight)):
                 group = inflight.pop(handle)
                 try:

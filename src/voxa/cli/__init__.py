@@ -26,6 +26,16 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True, highlight=False)
 
 PROGRESS_MIN_S = 20.0  # show a progress bar when there is at least this much audio
+MAX_DURATION_S = 24 * 3600.0  # an input longer than this fails while it is decoded (--max-duration)
+
+
+def max_duration_option():
+    return typer.Option(MAX_DURATION_S, "--max-duration", min=0.0,
+                        help="Longest input in seconds, enforced while decoding (0: no limit).")
+
+
+def limit(seconds: float) -> float | None:
+    return seconds or None
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from . import app, err, fail, out, progress_bar
+from . import app, err, fail, limit, max_duration_option, out, progress_bar
 from .diarize import SPEAKERS_HELP
 
 
@@ -37,6 +37,7 @@ def batch(
     retries: int = typer.Option(2, "--retries", min=0, help="Times a failed file is tried again, across runs."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    max_duration: float = max_duration_option(),
 ):
     """Transcribe a corpus into --out, resumably: run the same command again after a crash and it
     goes on where it stopped. Failed files are listed by `voxa batch status DIR`."""
@@ -70,7 +71,8 @@ def batch(
 
         summary = b.run(args[0], out_dir, model=model, formats_=names, language=language, task=task,
                         word_timestamps=word_timestamps, diarize=diarize, speakers=speakers, workers=workers, group_size=group_size,
-                        max_attempts=retries + 1, ray=("auto-local" if ray == "auto" else ray), db=db, on_progress=show)
+                        max_attempts=retries + 1, ray=("auto-local" if ray == "auto" else ray), db=db, on_progress=show,
+                        max_duration=limit(max_duration))
     _report(summary, as_json)
     if summary["failed"]:
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import AudioError, VoxaError
-from . import app, err, fail, out
+from . import app, err, fail, limit, max_duration_option, out
 
 SPEAKERS_HELP = dict(
     num_speakers=typer.Option(None, "--num-speakers", min=1, help="Exactly this many speakers."),
@@ -28,6 +28,7 @@ def diarize(
     channels: str = SPEAKERS_HELP["channels"],
     fmt: str = typer.Option("rttm", "-f", "--format", help="rttm or json."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the timeline to this PNG file."),
+    max_duration: float = max_duration_option(),
 ):
     """Who spoke when: speaker turns as RTTM (or JSON), and a timeline picture with --plot."""
     from .. import diarization as d
@@ -37,8 +38,11 @@ def diarize(
     if plot is not None and plot.parent and not plot.parent.is_dir():
         fail(f"{plot.parent}: no such folder for the plot")
     try:
+        d.check(num_speakers, min_speakers, max_speakers, channels)
+        if channels == "mix":
+            d.embedder()  # without the extra: its one-line error, before any audio is read
         result = d.diarize(file, num_speakers=num_speakers, min_speakers=min_speakers,
-                           max_speakers=max_speakers, channels=channels)
+                           max_speakers=max_speakers, channels=channels, max_duration=limit(max_duration))
         for w in result.warnings:
             err.print(f"voxa: warning: {w}", markup=False, highlight=False)
         if plot is not None:

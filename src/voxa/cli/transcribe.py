@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import InputError, ModelError, OutputError, VoxaError
-from . import PROGRESS_MIN_S, app, err, fail, out, progress_bar
+from . import PROGRESS_MIN_S, app, err, fail, limit, max_duration_option, out, progress_bar
 from .diarize import SPEAKERS_HELP
 
 
@@ -42,6 +42,7 @@ def transcribe(
     min_speakers: Optional[int] = SPEAKERS_HELP["min_speakers"],
     max_speakers: Optional[int] = SPEAKERS_HELP["max_speakers"],
     channels: str = SPEAKERS_HELP["channels"],
+    max_duration: float = max_duration_option(),
 ):
     """Transcribe (or translate) recordings. Many files are decoded together, which is faster."""
     from .. import audio, formats
@@ -59,7 +60,7 @@ def transcribe(
             raise InputError("standard input (-) can be given only once")
         engine = load_model(model)
         opts = dict(language=language, task=task, word_timestamps=word_timestamps, vad=vad,
-                    beam_size=beam_size, batch_size=batch_size)
+                    beam_size=beam_size, batch_size=batch_size, max_duration=limit(max_duration))
         engine.check_options(**opts)
         speakers = dict(num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers)
         if diarize:
