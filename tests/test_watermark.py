@@ -184,3 +184,60 @@ def test_audioseal_without_its_weights_is_a_clear_error(monkeypatch, tmp_path):
     with pytest.raises(voxa.errors.ModelError, match="choose voxa or audioseal"):
         voxa.speak("Marked or not at all.")
     assert audit.verify().records == before
+
+
+def test_detection_runs_in_bounded_memory_with_its_own_cap():
+    """Ten minutes of audio: the detector used to hold every frame's spectrum (~180 MB a
+    minute; 3.5 h of silence took +20 GB); now its peak allocation stays under 100 MB, and a
+    longer upload is refused at its own cap while decoding."""
+    import tracemalloc
+
+    from voxa import audio as audio_io
+    from voxa.errors import TooLong
+
+    rng = np.random.default_rng(0)
+    ten_min = audio_io.encode((rng.normal(0, 0.003, 16000 * 600)).astype(np.float32), 16000, "flac")
+    tracemalloc.start()
+    try:
+        d = detect(ten_min, max_seconds=900)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not d.present and d.duration == 600.0
+    assert peak < 100e6, f"peak {peak / 1e6:.0f} MB"
+    silence = audio_io.encode(np.zeros(16000 * 7200, np.float32), 16000, "flac")  # no length in its header
+    with pytest.raises(TooLong, match="600 s limit"):
+        detect(silence, max_seconds=600)
+    from voxa.server.config import ServerConfig
+
+    from .conftest import start_server
+
+    url = start_server(ServerConfig(api_keys=(), max_watermark_s=60.0))
+    status, body = _post(f"{url}/v1/audio/watermark/detect", {}, {"file": ("long.flac", silence)})
+    assert status == 413 and body["error"]["code"] == "audio_too_long"
+
+
+def test_clone_checks_consent_before_decoding_and_caps_the_reference(tmp_path, monkeypatch):
+    """A 2-hour reference (1.3 MB of FLAC) with no or unknown consent is refused without being
+    decoded (it used to be decoded first: +900 MB); tracemalloc sees the whole server, which
+    runs in this process."""
+    import tracemalloc
+
+    from voxa import audio as audio_io
+    from voxa.server.config import ServerConfig
+
+    from .conftest import start_server
+
+    monkeypatch.setenv("VOXA_SAFETY_DB", f"sqlite:///{tmp_path / 'safety.db'}")
+    url = start_server(ServerConfig(api_keys=()))
+    reference = audio_io.encode(np.zeros(16000 * 7200, np.float32), 16000, "flac")
+    tracemalloc.start()
+    try:
+        for consent_id in ("", "no-such-consent"):
+            status, body = _post(f"{url}/v1/audio/speech/clone", {"input": "Hello.", "consent_id": consent_id},
+                                 {"reference": ("ref.flac", reference)})
+            assert status == 403 and body["error"]["code"] == "consent_refused"
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100e6, f"peak {peak / 1e6:.0f} MB"

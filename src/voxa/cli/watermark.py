@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from . import app, out
+from . import app, limit, out
 
 wm_app = typer.Typer(no_args_is_help=True, help="Find voxa's watermark in audio.")
 app.add_typer(wm_app, name="watermark")
@@ -16,6 +16,8 @@ app.add_typer(wm_app, name="watermark")
 def detect(
     file: str = typer.Argument(..., help="Audio or video file; - reads standard input."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    max_duration: float = typer.Option(3600.0, "--max-duration", min=0.0,
+                                       help="Longest input in seconds, enforced while decoding (0: no limit)."),
 ):
     """Look for the watermark; print the payload and the audit record it points to. Exit 0 when
     a mark is found, 1 when none is."""
@@ -23,7 +25,7 @@ def detect(
 
     from ..safety.detect import detect as find
 
-    d = find(sys.stdin.buffer if file == "-" else file)
+    d = find(sys.stdin.buffer if file == "-" else file, max_seconds=limit(max_duration))
     if as_json:
         out.print(json.dumps(d.to_dict()), markup=False)
     elif d.present:

@@ -145,17 +145,23 @@ def revoke(consent_id: str, *, actor: str | None = None, origin: str = "api") ->
     return c
 
 
+MAX_REFERENCE_S = 60.0  # a cloning reference is seconds long; longer ones are refused while decoding
+
+
 @dataclass
 class Match:
     consent: Consent
     similarity: float
+    reference: np.ndarray | None = None  # the reference audio, decoded (16 kHz mono)
 
 
 def check(consent_id: str | None, reference, *, use: str = "clone", actor: str | None = None,
-          origin: str = "api") -> Match:
+          origin: str = "api", max_reference_s: float | None = MAX_REFERENCE_S) -> Match:
     """The cloning gate: the consent must exist, be active and cover ``use``, and ``reference``
     (the audio to clone) must be the consenting speaker's voice. A refusal raises ConsentError
-    and is written to the audit log with its reason."""
+    and is written to the audit log with its reason. The consent record is checked before any
+    audio is decoded, and a reference over ``max_reference_s`` fails while it is decoded
+    (:class:`voxa.errors.TooLong`)."""
 
     def refuse(reason: str, message: str, **detail):
         audit.append("refusal", actor=actor, origin=origin, consent_id=consent_id,
@@ -173,12 +179,13 @@ def check(consent_id: str | None, reference, *, use: str = "clone", actor: str |
         refuse(state, f"consent {consent_id} for {c.speaker} is {state}")
     if not c.covers(use):
         refuse("scope", f"consent {consent_id} covers {c.scope!r}, not {use!r}")
+    pcm = audio_io.decode(reference, max_seconds=max_reference_s)
     try:
-        vec = _voiceprint(audio_io.decode(reference), "reference audio")
+        vec = _voiceprint(pcm, "reference audio")
     except ConsentError as e:
         refuse("reference", str(e))
     sim = float(np.frombuffer(row.embedding, np.float32) @ vec)
     if sim < MATCH_THRESHOLD:
         refuse("voice", f"the reference voice does not match {c.speaker}, who consented "
                f"(similarity {sim:.2f} < {MATCH_THRESHOLD})", similarity=round(sim, 3))
-    return Match(c, sim)
+    return Match(c, sim, pcm)

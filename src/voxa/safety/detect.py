@@ -31,13 +31,25 @@ class Detection:
         return asdict(self)
 
 
-def detect(source) -> Detection:
+MAX_DETECT_S = 3600.0  # longest audio `voxa watermark detect` reads (the server's cap is lower)
+
+
+def detect(source, *, max_seconds: float | None = MAX_DETECT_S) -> Detection:
     """Decode ``source``, look for the configured watermark (``VOXA_WATERMARK``), and fetch the
-    audit record its payload points to."""
-    pcm = audio_io.decode(source)
-    duration = round(pcm.size / audio_io.SAMPLE_RATE, 3)
+    audit record its payload points to. voxa's detector reads the audio as it is decoded and
+    keeps it at 8 kHz (about 2 MB a minute); audio over ``max_seconds`` fails while decoding
+    (:class:`voxa.errors.TooLong`)."""
     name = marks.prepare()
-    r = marks.detect(pcm)
+    seen = 0
+
+    def blocks():
+        nonlocal seen
+        for block in audio_io.stream(source, block_seconds=10.0, max_seconds=max_seconds):
+            seen += block.size
+            yield block
+
+    r = marks.detect(blocks())
+    duration = round(seen / audio_io.SAMPLE_RATE, 3)
     if not r.present:
         note = (f"too short to tell: a mark needs at least {BLOCK_S:.2f} s of speech (about 10 s for a "
                 "reliable read)" if marks.engine_name() == "voxa" and duration < BLOCK_S else None)

@@ -54,11 +54,16 @@ class Found:
     name: str = ""  # the watermark read (for voxa's, the version of its scheme)
 
 
-def detect(pcm16k: np.ndarray) -> Found:
+def detect(pcm16k) -> Found:
+    """Look for the configured mark in 16 kHz audio: an array, or an iterable of blocks (voxa's
+    detector reads them as they come; AudioSeal needs them joined)."""
     if engine_name() == "voxa":
         r = watermark.detect(pcm16k, 16000)
         return Found(bool(r.present), float(r.confidence), r.payload, 32, r.scheme)
     import torch
+
+    if not isinstance(pcm16k, np.ndarray):
+        pcm16k = np.concatenate(list(pcm16k))
 
     det = _audioseal()[1]
     with torch.inference_mode():

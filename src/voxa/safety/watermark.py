@@ -325,44 +325,95 @@ class Result:
     scheme: str = ""             # the version read (NAME of the scheme), or the first tried
 
 
+_BLOCK_FRAMES = 4000   # detector frames per block (10 s): spectra are never held for a whole file
+_LOG_LO, _LOG_STEP, _LOG_BINS = -30.0, 0.005, 8400  # noise-floor histogram of log10 power (0.05 dB steps)
+
+
+class _Spectra:
+    """What every scheme's detector reads, in bounded memory: the 8 kHz signal (float32, 32 KB
+    a second), the noise floor of each bin (its FLOOR_PCT percentile over time, read from a
+    histogram of log power filled block by block) and the loudness gate's threshold. The Hann
+    power spectra of 40 ms frames every 2.5 ms (:meth:`power`) are made again block by block
+    when a scheme needs them: held whole they took ~180 MB a minute of audio."""
+
+    def __init__(self, x: np.ndarray):
+        self.x = x
+        self.N, self.Q = int(DET_SR * 2 * HOP_S), int(DET_SR * HOP_S / 8)
+        self.nfr = (len(x) - self.N) // self.Q + 1
+        self.window = _hann(self.N)
+        hist = np.zeros((BIN_HI, _LOG_BINS), np.int64)
+        emax = 0.0
+        cols = np.arange(BIN_HI)[None, :]
+        for a, P in self.blocks():
+            emax = max(emax, float(P[:, EDGES[0] // 25:].sum(axis=1).max()))
+            k = np.clip(((np.log10(np.maximum(P, 1e-300)) - _LOG_LO) / _LOG_STEP).astype(np.int64), 0, _LOG_BINS - 1)
+            np.add.at(hist, (np.broadcast_to(cols, k.shape), k), 1)
+        self.floor = self._percentile(hist, FLOOR_PCT) + 1e-20
+        self.gate = emax * 10 ** (-GATE_DB / 10)
+
+    def blocks(self):
+        """(first frame, power spectra) of each block of frames."""
+        for a in range(0, self.nfr, _BLOCK_FRAMES):
+            b = min(self.nfr, a + _BLOCK_FRAMES)
+            idx = np.arange(self.N)[None, :] + self.Q * np.arange(a, b)[:, None]
+            yield a, np.abs(np.fft.rfft(self.x[idx].astype(np.float64) * self.window, axis=1))[:, :BIN_HI] ** 2
+
+    def _percentile(self, hist: np.ndarray, pct: float) -> np.ndarray:
+        """Each bin's percentile (numpy's linear rule) from the histogram, at the histogram's
+        resolution, interpolating inside the step that holds the rank."""
+        rank = pct / 100 * (self.nfr - 1)
+        cum = np.cumsum(hist, axis=1)
+        j = np.argmax(cum > rank, axis=1)  # first step holding more than `rank` values below or at it
+        before = np.where(j > 0, cum[np.arange(BIN_HI), j - 1], 0)
+        inside = hist[np.arange(BIN_HI), j]
+        frac = (rank - before + 0.5) / np.maximum(inside, 1)
+        return 10.0 ** (_LOG_LO + (j + np.clip(frac, 0, 1)) * _LOG_STEP)
+
+
 def _spectra(pcm, sample_rate):
-    """What every scheme's detector reads, computed once: Hann power spectra P of 40 ms frames
-    every 2.5 ms at 8 kHz (bins below BIN_HI), each bin's noise floor (a low percentile over
-    time), and which frames are loud enough to count. None if too short."""
-    x = np.asarray(pcm, dtype=np.float64)
-    if x.ndim > 1:
-        x = x.mean(axis=1)
+    """The detector's view of ``pcm`` (:class:`_Spectra`), or None if too short. ``pcm`` may
+    also be an iterable of float blocks at ``sample_rate`` (resampled as they come)."""
+    from ..audio import Resampler  # FFmpeg's swresample, as everywhere in voxa
+
     sr = int(sample_rate)
-    if sr != DET_SR:
-        from ..audio import resample  # FFmpeg's swresample, as everywhere in voxa
-
-        x = resample(x.astype(np.float32), sr, DET_SR).astype(np.float64)
-    N, Q = int(DET_SR * 2 * HOP_S), int(DET_SR * HOP_S / 8)
-    if len(x) < N + 24 * Q:
+    blocks = [pcm] if isinstance(pcm, np.ndarray) else pcm
+    parts, r = [], Resampler(sr, DET_SR)
+    for b in blocks:
+        b = np.asarray(b, dtype=np.float32)
+        if b.ndim > 1:
+            b = b.mean(axis=1)
+        parts.append(r(b))
+    parts.append(r.flush())
+    x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if len(x) < int(DET_SR * 2 * HOP_S) + 24 * int(DET_SR * HOP_S / 8):
         return None
-    nfr = (len(x) - N) // Q + 1
-    idx = np.arange(N)[None, :] + Q * np.arange(nfr)[:, None]
-    P = np.abs(np.fft.rfft(x[idx] * _hann(N), axis=1))[:, :BIN_HI] ** 2
-    e = P[:, EDGES[0] // 25:].sum(axis=1)
-    return P, np.percentile(P, FLOOR_PCT, axis=0) + 1e-20, e > e.max() * 10 ** (-GATE_DB / 10)
+    return _Spectra(x)
 
 
-def _phasors(spectra, sc: Scheme):
-    P, nf, loud = spectra
-    Sp, Sm = P @ (sc.sgn > 0).T, P @ (sc.sgn < 0).T
-    gate = loud[:, None] & (Sp > 0) & (Sm > 0)
-    # reliability: per-symbol SNR against the noise floor
-    Np, Nm = nf @ (sc.sgn > 0).T, nf @ (sc.sgn < 0).T
-    Sp, Sm = np.maximum(Sp - SUB * Np, 1e-6 * Sp), np.maximum(Sm - SUB * Nm, 1e-6 * Sm)  # remove noise bias
-    snr = np.minimum(Sp / Np, Sm / Nm)
-    S = np.log(Sp + 1e-30) - np.log(Sm + 1e-30)
-    w = gate * snr / (snr + SNR_HALF)
-    U = np.exp(2j * np.pi * S / DELTA) * w
+def _phasors(spectra: _Spectra, sc: Scheme):
+    """Per frame and symbol: the phasor of S on the lattice, weighted by its reliability."""
+    nf = spectra.floor
+    plus, minus = (sc.sgn > 0).T.astype(np.float64), (sc.sgn < 0).T.astype(np.float64)
+    Np, Nm = nf @ plus, nf @ minus
+    U = np.empty((spectra.nfr, M), complex)
+    w = np.empty((spectra.nfr, M))
+    for a, P in spectra.blocks():
+        loud = P[:, EDGES[0] // 25:].sum(axis=1) > spectra.gate
+        Sp, Sm = P @ plus, P @ minus
+        gate = loud[:, None] & (Sp > 0) & (Sm > 0)
+        Sp, Sm = np.maximum(Sp - SUB * Np, 1e-6 * Sp), np.maximum(Sm - SUB * Nm, 1e-6 * Sm)  # remove noise bias
+        snr = np.minimum(Sp / Np, Sm / Nm)  # reliability: per-symbol SNR against the noise floor
+        S = np.log(Sp + 1e-30) - np.log(Sm + 1e-30)
+        wb = gate * snr / (snr + SNR_HALF)
+        U[a:a + len(P)] = np.exp(2j * np.pi * S / DELTA) * wb
+        w[a:a + len(P)] = wb
     return U, w
 
 
 def detect(pcm, sample_rate):
-    """Detect the watermark (any version in SCHEMES) in any excerpt. Returns Result."""
+    """Detect the watermark (any version in SCHEMES) in any excerpt: an array, or an iterable
+    of float blocks (a decoder's output) at ``sample_rate``. Memory: the audio at 8 kHz plus
+    about 1 MB per minute per scheme, never the spectra of the whole excerpt. Returns Result."""
     spectra = _spectra(pcm, sample_rate)
     if spectra is None:
         return Result(False, 0.0, None, scheme=SCHEMES[0].name)

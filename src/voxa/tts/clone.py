@@ -72,16 +72,19 @@ class _Bound(Engine):
 
 
 def load_clone(reference, *, consent_id: str | None, engine: str | None = None, model_dir=None,
-               language: str = "en", actor: str | None = None, origin: str = "api"):
+               language: str = "en", actor: str | None = None, origin: str = "api",
+               max_reference_s: float | None = None):
     """A :class:`voxa.tts.Voice` speaking in the voice of ``reference`` (a path, bytes or 16 kHz
     array), allowed only under consent ``consent_id``. Refusals raise ConsentError (and are
-    audited); with no engine installed, ModelError says so."""
-    from .. import audio as audio_io
+    audited); with no engine installed, ModelError says so. The consent is checked before the
+    reference is decoded, and a reference longer than ``max_reference_s`` (default
+    ``consent.MAX_REFERENCE_S``, 60 s) fails while decoding."""
     from ..safety import consent
     from . import Voice
 
-    pcm = audio_io.decode(reference)
-    match = consent.check(consent_id, pcm, use="clone", actor=actor, origin=origin)
+    limit = consent.MAX_REFERENCE_S if max_reference_s is None else max_reference_s
+    match = consent.check(consent_id, reference, use="clone", actor=actor, origin=origin, max_reference_s=limit)
+    pcm = match.reference
     engines = clone_engines()
     if not engines:
         raise ModelError("no voice-cloning engine is installed. voxa bundles none, because no zero-shot "
