@@ -70,13 +70,16 @@ def stream(url: str, chunks: list[bytes], pace: float = 0.0, query: str = Q, clo
 
         reader = threading.Thread(target=read)
         reader.start()
-        for c in chunks:
-            ws.send(c)
-            if pace:
-                time.sleep(pace)
+        try:
+            for c in chunks:
+                ws.send(c)
+                if pace:
+                    time.sleep(pace)
+            if close:
+                ws.send(json.dumps({"type": "CloseStream"}))
+        except ConnectionClosed:  # the server closed first (a limit): its code and reason are checked
+            pass
         sent = time.perf_counter() - t0
-        if close:
-            ws.send(json.dumps({"type": "CloseStream"}))
         reader.join(60)
         return got, sent, ws.close_code, ws.close_reason
 
@@ -201,10 +204,25 @@ def test_declared_rate_that_the_wav_header_contradicts(url, eval_dir):
 
 
 def test_undecodable_container(url):
-    msgs, _, code, reason = stream(url, [b"this is text, not audio " * 400], query="encoding=webm")
-    assert code in (1000, 1008)
-    errors = [m for _, m in msgs if m["type"] == "Error"]
-    assert (code == 1008 and "DATA-0000" in reason) or errors
+    """Undecodable audio closes with 1008, whether the decoder finds out while the audio
+    arrives or only at CloseStream (it used to close with 1000 then), after the Error message
+    and Metadata."""
+    for junk in ([b"this is text, not audio " * 400], [b"\x1aE\xdf\xa3" + b"\x00" * 30]):
+        msgs, _, code, reason = stream(url, junk, query="encoding=webm")
+        assert code == 1008 and "DATA-0000" in reason, (code, reason)
+        assert msgs[-1][1]["type"] == "Metadata"
+
+
+def test_a_container_cannot_unpack_past_the_stream_cap(tmp_path):
+    """A few KB of FLAC that decode to an hour of silence: the stream-length cap holds while
+    the container is decoded, not after."""
+    silence = audio.encode(np.zeros(16000 * 600, np.float32), 16000, "flac")  # 10 min
+    assert len(silence) < 2_000_000
+    url = start_server(ServerConfig(api_keys=(), max_stream_s=60.0))
+    msgs, _, code, reason = stream(url, [silence[i:i + 65536] for i in range(0, len(silence), 65536)],
+                                   query="encoding=flac")
+    assert code == 1008 and "60 s limit" in reason, (code, reason)
+    assert msgs[-1][1]["type"] == "Metadata" and msgs[-1][1]["duration"] <= 61
 
 
 def test_oversized_message():
@@ -228,6 +246,37 @@ def test_client_that_never_closes_times_out(eval_dir):
     msgs, _, code, reason = stream(url, [pcm16(pcm)], close=False)
     assert code == 1011 and "NET-0001" in reason
     assert "fellow" in finals_text(msgs).lower() and msgs[-1][1]["type"] == "Metadata"
+
+
+def test_keepalive_alone_does_not_hold_a_slot(eval_dir):
+    """KeepAlive resets the idle timeout, but not the no-audio cap, nor the wall-clock cap."""
+    pcm = audio.decode(eval_dir / JFK)[: 16000 * 2]
+    url = start_server(ServerConfig(api_keys=(), idle_timeout_s=1.0, no_audio_timeout_s=2.0))
+    keepalive = json.dumps({"type": "KeepAlive"})
+    msgs, _, code, reason = stream(url, [pcm16(pcm)] + [keepalive] * 30, pace=0.3, close=False)
+    assert code == 1011 and "NET-0002" in reason and msgs[-1][1]["type"] == "Metadata"
+    url = start_server(ServerConfig(api_keys=(), max_stream_wall_s=2.0))
+    chunks = [pcm16(pcm[i:i + 1600]) for i in range(0, pcm.size, 1600)] * 3  # 6 s of audio in real time
+    msgs, _, code, reason = stream(url, chunks, pace=0.1, close=False)
+    assert code == 1008 and "BIG-0002" in reason and msgs[-1][1]["type"] == "Metadata"
+
+
+def test_a_client_sending_faster_than_real_time_keeps_its_stream(eval_dir, tiny):
+    """Four minutes of audio sent at once, with the server pinging every half second: reads
+    pause while the decoder catches up (backpressure), so the client's pongs wait behind its
+    audio. The stream must not be closed for "keepalive ping timeout" (it was, after 40-60 s,
+    losing every result): all of it is transcribed and Metadata comes."""
+    from .conftest import librispeech
+
+    files, _ = librispeech(eval_dir)
+    pcm = np.concatenate([audio.decode(f) for f in files[:25]])[: 16000 * 240]
+    url = start_server(ServerConfig(api_keys=(), max_backlog_s=2.0, ws_ping_interval_s=0.5, idle_timeout_s=30.0))
+    data = pcm16(pcm)
+    msgs, _, code, reason = stream(url, [data[i:i + 32000] for i in range(0, len(data), 32000)])
+    assert code == 1000, (code, reason)
+    assert msgs[-1][1]["type"] == "Metadata" and msgs[-1][1]["duration"] == pytest.approx(pcm.size / 16000, abs=0.1)
+    finals = [m for _, m in msgs if m.get("type") == "Results" and m["is_final"]]
+    assert finals and finals[-1]["start"] + finals[-1]["duration"] > pcm.size / 16000 - 10
 
 
 def test_stream_limit_and_disconnect_frees_the_slot(eval_dir):

@@ -14,8 +14,10 @@ Binary messages carry audio; text messages carry ``{"type": "KeepAlive" | "Final
 
 Refused at the handshake with an HTTP status and an OpenAI-shaped JSON body: bad parameters (400),
 a wrong key (401), an unknown model (404), too many streams (429). Once open, a stream ends with a
-close code and a reason: 1000 after CloseStream, 1008 for undecodable audio or the stream length
-cap, 1009 for an oversized message, 1011 after ``idle_timeout_s`` without audio or KeepAlive.
+close code and a reason: 1000 after CloseStream, 1008 for undecodable audio, the stream length
+cap (``max_stream_s`` of audio, enforced while a container is decoded) or the wall-clock cap
+(``max_stream_wall_s``), 1009 for an oversized message, 1011 after ``idle_timeout_s`` without
+audio or KeepAlive, or ``no_audio_timeout_s`` with KeepAlives but no audio.
 Before any close that voxa starts, everything already received is finalised and sent.
 A malformed control message gets an ``Error`` message and the stream goes on.
 """
@@ -34,10 +36,12 @@ from starlette.concurrency import run_in_threadpool
 from ..asr import load_model
 from ..audio import PcmDecoder, StreamDecoder
 from ..errors import AudioError, ModelError
+from ..registry import known
 from ..streaming import Recognizer, Scheduler, StreamOptions, message
 from ..streaming.recognizer import ENDPOINTING_MS
 from .config import header_token
 from .errors import respond
+from .models import unknown
 
 router = APIRouter()
 CONTAINERS = {"webm": "webm", "opus": "ogg", "ogg-opus": "ogg", "ogg": "ogg", "flac": "flac", "mp3": "mp3",
@@ -78,10 +82,15 @@ def _int(q, name: str, lo: int, hi: int, default: int | None, allow_false: bool 
 
 
 def _model_name(q, config) -> str:
+    """The registry name of the model a stream asks for (Refused 404 for any other name)."""
     name = q.get("model") or config.stream_model
     if name.split("-")[0] in DEEPGRAM_MODELS:
-        return config.stream_model
-    return name
+        name = config.stream_model
+    found = known(name, "asr")
+    if found is None:
+        e = unknown(name)
+        raise Refused(404, e.message, "model", "model_not_found")
+    return found
 
 
 def parse(q, config) -> tuple[str, StreamOptions, dict]:
@@ -125,7 +134,10 @@ def _authorized(ws: WebSocket, config) -> tuple[bool, str | None]:
 
 def _scheduler(app, engine) -> Scheduler:
     schedulers = app.state.__dict__.setdefault("schedulers", {})
-    if engine.name not in schedulers:
+    old = schedulers.get(engine.name)
+    if old is None or old.engine is not engine:  # new, or the model was unloaded and loaded again
+        if old is not None and not old.streams:
+            old.stop()
         metrics = app.state.metrics
         schedulers[engine.name] = Scheduler(
             engine, on_batch=lambda audio_s, wall: metrics.observe_audio("stream_decode", audio_s, wall))
@@ -187,7 +199,10 @@ class Session:
             self.pcm = PcmDecoder(fmt["sample_rate"], fmt["channels"])
         else:
             self.pcm = None
-            self.decoder = StreamDecoder(self._decoded, CONTAINERS.get(fmt["encoding"]))
+            # the stream-length cap holds while decoding: a small message cannot unpack into hours
+            self.decoder = StreamDecoder(self._decoded, CONTAINERS.get(fmt["encoding"]),
+                                         max_seconds=config.max_stream_s)
+        self.decode_error: str | None = None
 
     # events come from the recogniser's threads
     def _emit(self, event) -> None:
@@ -220,6 +235,8 @@ class Session:
             sender.cancel()
             return
         await self._finish()
+        if self.decode_error and code == 1000:  # undecodable audio found only at the end
+            code, reason = 1008, f"DATA-0000: {self.decode_error}"
         await self.out.put(None)
         try:
             if await asyncio.wait_for(sender, self.config.idle_timeout_s):
@@ -229,11 +246,22 @@ class Session:
 
     async def _receive(self) -> tuple[int, str]:
         cfg = self.config
+        loop = asyncio.get_running_loop()
+        opened = last_audio = loop.time()
         while True:
+            now = loop.time()
+            if now - opened > cfg.max_stream_wall_s:
+                return 1008, f"BIG-0002: the stream has been open for over the {cfg.max_stream_wall_s:g} s limit"
+            if now - last_audio > cfg.no_audio_timeout_s:
+                return 1011, f"NET-0002: no audio for {cfg.no_audio_timeout_s:g} s (only KeepAlive)"
+            idle = cfg.idle_timeout_s
+            wait = min(idle, cfg.no_audio_timeout_s - (now - last_audio), cfg.max_stream_wall_s - (now - opened))
             try:
-                msg = await asyncio.wait_for(self.ws.receive(), cfg.idle_timeout_s)
+                msg = await asyncio.wait_for(self.ws.receive(), max(0.0, wait))
             except asyncio.TimeoutError:
-                return 1011, f"NET-0001: no audio or KeepAlive received for {cfg.idle_timeout_s:g} s"
+                if wait >= idle:
+                    return 1011, f"NET-0001: no audio or KeepAlive received for {idle:g} s"
+                continue  # a cap is due: the checks above close the stream
             if msg["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(msg.get("code", 1000))
             data, text = msg.get("bytes"), msg.get("text")
@@ -242,6 +270,7 @@ class Session:
                     return 1000, ""  # Deepgram's old way to say CloseStream
                 if len(data) > cfg.max_frame_bytes:
                     return 1009, f"BIG-0000: a message of {len(data)} bytes is over the {cfg.max_frame_bytes} limit"
+                last_audio = loop.time()
                 await self._audio(data)
                 if self.rec.error is not None:
                     return 1011, f"NET-0000: recognition failed ({self.rec.error})"
@@ -287,7 +316,7 @@ class Session:
             try:
                 await run_in_threadpool(self.decoder.close, 30.0)
             except AudioError as e:
-                error = str(e)
+                error = self.decode_error = str(e)
         elif self.pcm is not None:
             tail = self.pcm.flush()
             if tail.size:
