@@ -293,14 +293,18 @@ def test_the_first_piece_of_an_answer_ends_at_a_clause():
 
 def test_a_backchannel_does_not_interrupt_but_speech_does(eval_dir):
     """While the bot says its greeting: 0.3 s of real speech ("mm-hm" length) leaves it talking;
-    then 1.5 s of speech stops it (the rule: 0.5 s of continuous speech)."""
+    then 1.5 s of speech stops it (the rule: 0.5 s of continuous speech). The LLM answers with
+    silence, so any bot audio after the interruption is the greeting going on (with the local
+    model the bot's answer to the 1.5 s came within the test's window, and was taken for it)."""
     from websockets.sync.client import connect
 
     from voxa import audio
 
+    silent, asked = _fake_llm("")
     url = start_server(ServerConfig(api_keys=(), agent=AgentConfig(
         greeting="Hello! I am an AI voice assistant. I can answer questions, tell you the time, and end the "
-                 "call when you say goodbye. What would you like to talk about today?")))
+                 "call when you say goodbye. What would you like to talk about today?",
+        llm=LLMConfig(base_url=silent, model="fake"))))
     speech = audio.decode(eval_dir / LS / "1089-134686-0000.flac")
     start = int(np.argmax(np.abs(speech) > 0.05))
     chunk = 320
@@ -386,3 +390,74 @@ def test_voxa_agent_and_voxa_talk_commands(tmp_path, eval_dir):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------- WebRTC signalling, hostile
+def _offer_sdp() -> str:
+    """A real browser-shaped offer made by aiortc (audio, ICE credentials, DTLS fingerprint)."""
+    from aiortc import RTCPeerConnection
+
+    async def make():
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio", direction="sendrecv")
+        pc.createDataChannel("agent")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()  # the peer goes away: this offer will never connect
+        return sdp
+
+    return asyncio.run(make())
+
+
+def _post_offer(url: str, body: bytes) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url + "/offer", data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def _agent_sessions(url: str) -> float:
+    import re
+    import urllib.request
+
+    text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
+    return float(re.search(r"^voxa_agent_sessions (\S+)", text, re.M).group(1))
+
+
+@pytest.mark.slow
+def test_junk_offers_take_no_session_and_a_peer_that_never_connects_is_freed():
+    """Junk SDP is a 400 that takes no session slot; a well-formed offer whose peer never
+    connects holds its slot only until connect_timeout_s (it used to hold it for the whole
+    30-minute session limit, so four such requests locked the agent out)."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    fake, _ = _fake_llm("Hello there.")
+    url = start_server(ServerConfig(api_keys=(), agent=AgentConfig(
+        max_sessions=1, greeting="", connect_timeout_s=2.0, llm=LLMConfig(base_url=fake, model="fake"))))
+    sdp = _offer_sdp()
+    for body in (b"garbage", json.dumps({"sdp": "garbage", "type": "offer"}).encode(),
+                 json.dumps({"sdp": "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\n", "type": "offer"}).encode(),
+                 json.dumps({"sdp": sdp.replace("a=ice-pwd:", "a=x-pwd:"), "type": "offer"}).encode(),
+                 json.dumps({"sdp": sdp + "a=x" * 30000, "type": "offer"}).encode(),
+                 b"[" * 50000 + b"]" * 50000):
+        status, err = _post_offer(url, body)
+        assert status == 400 and err["error"]["code"] in ("invalid_request", "invalid_sdp"), err
+    assert _agent_sessions(url) == 0
+    status, answer = _post_offer(url, json.dumps({"sdp": sdp, "type": "offer"}).encode())
+    assert status == 200 and answer["sdp"].startswith("v=0") and answer["type"] == "answer"
+    with pytest.raises(InvalidStatus) as busy:  # its slot is taken...
+        connect(ws(url))
+    assert busy.value.response.status_code == 429
+    for _ in range(120):  # ...until the peer has had connect_timeout_s to connect
+        if _agent_sessions(url) == 0:
+            break
+        time.sleep(0.25)
+    assert _agent_sessions(url) == 0
+    with connect(ws(url)) as c:  # and the agent takes the next caller
+        assert json.loads(c.recv(timeout=60))["type"] == "session"

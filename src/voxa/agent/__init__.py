@@ -39,6 +39,7 @@ class Agent:
         self.config = (config or AgentConfig()).check()
         self.tools = _tools.load(self.config.tools)
         self.sessions = 0
+        self.ready = False  # models loaded (preload)
         self._lock = threading.Lock()
         if preload:
             self.preload()
@@ -52,6 +53,7 @@ class Agent:
         load_model(self.config.stt_model)
         load_voice(self.config.voice)
         warm(self.config.llm)
+        self.ready = True
 
     def tools_schema(self):
         from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema

@@ -65,6 +65,8 @@ class AgentConfig:
     language: str | None = "en"
     max_sessions: int = 4
     max_session_s: float = 1800.0  # a session is closed after this long
+    connect_timeout_s: float = 15.0  # WebRTC: a peer that has not connected by then frees its session
+    drop_timeout_s: float = 10.0  # WebRTC: a connected peer that sends no audio packet for this long has left
     allow_interruptions: bool = True
     interrupt_speech_s: float = 0.5  # user speech needed to interrupt the bot (shorter backchannels do not)
     tools: str | None = "voxa.agent.example_tools"  # module path (or file) with TOOLS; None: no tools

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import audio as audio_io
+from ..errors import InputError
 
 CHUNK_S = 0.02
 
@@ -103,7 +104,7 @@ def _quiet(listener: _Listener, since: float, gap: float) -> bool:
 
 
 async def talk(url: str, files: list[str], *, api_key: str | None = None, barge_in: float | None = None,
-               turn_timeout: float = 30.0, greeting_timeout: float = 15.0) -> Session:
+               turn_timeout: float = 30.0, greeting_timeout: float = 15.0, ready_timeout: float = 300.0) -> Session:
     import websockets
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
@@ -112,6 +113,14 @@ async def talk(url: str, files: list[str], *, api_key: str | None = None, barge_
     async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
         listener = _Listener()
         reader = asyncio.create_task(listener.run(ws))
+        # the server says "session" once its models are loaded (the first session loads them)
+        ready = time.monotonic()
+        while not listener.events_since(0.0, "session") and not listener.closed.is_set() and \
+                time.monotonic() - ready < ready_timeout:
+            await asyncio.sleep(0.02)
+        if not listener.events_since(0.0, "session"):
+            said = [e.get("message", "") for e in listener.events_since(0.0, "error")]
+            raise InputError(said[0] if said else f"the agent at {url} started no session within {ready_timeout:g} s")
         start = time.monotonic()
         # the greeting: wait until it has been said (or a few seconds if there is none)
         await _send_silence_until(ws, listener, lambda: _quiet(listener, start, 0.8) or

@@ -23,18 +23,27 @@ log = logging.getLogger("voxa.server.agent")
 
 
 async def get_agent(app):
-    """The app's agent, made on first use (off the event loop: loading takes a few seconds)."""
-    lock = app.state.__dict__.setdefault("agent_lock", asyncio.Lock())
-    async with lock:
-        if getattr(app.state, "agent", None) is None:
-            from ..agent import Agent
+    """The app's agent: made on first use without its models (settings and tools only, quick),
+    so session slots can be counted before anything heavy happens; see :func:`loaded`."""
+    if getattr(app.state, "agent", None) is None:
+        from ..agent import Agent
 
-            app.state.agent = await run_in_threadpool(Agent, app.state.config.agent)
+        app.state.agent = Agent(app.state.config.agent, preload=False)
     return app.state.agent
 
 
+async def loaded(app, agent) -> None:
+    """Load the agent's models once (off the event loop: it takes seconds). A WebSocket is
+    accepted before this, so its handshake never waits for models on a busy machine."""
+    lock = app.state.__dict__.setdefault("agent_lock", asyncio.Lock())
+    async with lock:
+        if not agent.ready:
+            await run_in_threadpool(agent.preload)
+
+
 async def _open(app):
-    """The agent, with a session slot taken (raises Refused: 503 if it cannot start, 429 if busy)."""
+    """The agent, with a session slot taken (raises Refused: 503 if its settings are wrong,
+    429 if busy)."""
     try:
         agent = await get_agent(app)
     except VoxaError as e:
@@ -102,24 +111,91 @@ def page_config(request: Request):
     return {"ice_servers": [{"urls": u} for u in request.app.state.config.agent.ice_servers]}
 
 
+MAX_SDP = 64 * 1024
+SDP_NEEDS = (("m=audio ", "an audio section (m=audio)"), ("a=ice-ufrag:", "ICE credentials (a=ice-ufrag)"),
+             ("a=ice-pwd:", "ICE credentials (a=ice-pwd)"), ("a=fingerprint:", "a DTLS fingerprint (a=fingerprint)"))
+
+
+def sdp_problem(sdp: str) -> str | None:
+    """Why ``sdp`` cannot be a browser's WebRTC audio offer (None when it can): checked before a
+    session slot is taken, so junk never holds one."""
+    if len(sdp) > MAX_SDP:
+        return f"the SDP offer is over {MAX_SDP // 1024} KB"
+    lines = [line.strip() for line in sdp.strip().splitlines()]
+    if not lines or lines[0] != "v=0":
+        return "the SDP offer must start with v=0"
+    bad = next((line for line in lines if len(line) < 2 or line[1] != "=" or not line[0].isalpha()), None)
+    if bad is not None:
+        return f"the SDP offer has a malformed line {bad[:40]!r}"
+    for prefix, what in SDP_NEEDS:
+        if not any(line.startswith(prefix) for line in lines):
+            return f"the SDP offer has no {what}"
+    return None
+
+
+async def _packets_in(pc) -> int:
+    stats = await pc.getStats()
+    return sum(getattr(s, "packetsReceived", 0) or 0 for s in stats.values() if getattr(s, "type", "") == "inbound-rtp")
+
+
+async def watch_peer(conn, worker, config, *, poll_s: float = 0.5) -> str:
+    """End a WebRTC session whose peer never connects (``connect_timeout_s``), fails or closes,
+    or stops sending audio packets for ``drop_timeout_s`` (a browser sends them all the time,
+    silence included). Returns the reason once it has cancelled the session."""
+    loop = asyncio.get_running_loop()
+    start = last_change = loop.time()
+    connected, packets = False, -1
+    while True:
+        await asyncio.sleep(poll_s)
+        now, state = loop.time(), conn.pc.connectionState
+        if state in ("failed", "closed"):
+            reason = f"the peer connection {state}"
+            break
+        if state == "connected":
+            connected = True
+            n = await _packets_in(conn.pc)
+            if n != packets:
+                packets, last_change = n, now
+            elif now - last_change > config.drop_timeout_s:
+                reason = f"no audio from the peer for {config.drop_timeout_s:g} s"
+                break
+        elif not connected and now - start > config.connect_timeout_s:
+            reason = f"the peer did not connect within {config.connect_timeout_s:g} s"
+            break
+        elif connected and now - last_change > config.drop_timeout_s:
+            reason = f"the peer connection is {state}"
+            break
+    log.info("ending an agent session: %s", reason)
+    await worker.cancel(reason=reason)
+    return reason
+
+
 @router.post("/offer")
 async def offer(request: Request):
     """WebRTC signalling: the browser's SDP offer in, the answer out; the session then runs
-    on the peer connection (audio both ways, events on the client's ``agent`` data channel)."""
+    on the peer connection (audio both ways, events on the client's ``agent`` data channel).
+    A junk offer is a 400 and takes no session; a session whose peer never connects, or
+    leaves, is ended within seconds (:func:`watch_peer`)."""
     app = request.app
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(await request.body())
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("sdp"), str) or body.get("type") != "offer":
         return respond(400, "expected a JSON body {\"sdp\": <the offer's SDP>, \"type\": \"offer\"}",
                        "invalid_request", "sdp")
+    if (problem := sdp_problem(body["sdp"])) is not None:
+        return respond(400, problem, "invalid_sdp", "sdp")
     try:
         agent = await _open(app)
     except Refused as r:
         return respond(r.status, r.message, r.code)
     started = False
     try:
+        try:
+            await loaded(app, agent)
+        except VoxaError as e:
+            return respond(503, f"the agent cannot start: {e}", "agent_unavailable")
         from pipecat.transports.base_transport import TransportParams
         from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
         from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
@@ -128,7 +204,8 @@ async def offer(request: Request):
         try:
             await conn.initialize(sdp=body["sdp"], type="offer")
         except Exception as e:  # aiortc's SDP parse errors
-            return respond(400, f"the SDP offer could not be used: {e}", "invalid_request", "sdp")
+            await conn.disconnect()
+            return respond(400, f"the SDP offer could not be used: {e}", "invalid_sdp", "sdp")
         transport = SmallWebRTCTransport(webrtc_connection=conn, params=TransportParams(
             audio_in_enabled=True, audio_out_enabled=True, audio_in_sample_rate=16000,
             audio_out_sample_rate=_out_rate(agent)))
@@ -136,10 +213,14 @@ async def offer(request: Request):
         worker = await _worker(app, agent, transport, actor)
         answer = conn.get_answer()
         tasks = app.state.__dict__.setdefault("agent_tasks", set())  # keep a reference while it runs
-        task = asyncio.get_running_loop().create_task(_run(app, agent, worker))
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(_run(app, agent, worker))
         started = True
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        watchdog = loop.create_task(watch_peer(conn, worker, agent.config))
+        task.add_done_callback(lambda _: watchdog.cancel())
+        for t in (task, watchdog):
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
         return answer
     finally:
         if not started:
@@ -168,6 +249,12 @@ async def agent_ws(ws: WebSocket):
         from ..agent.wire import AgentSerializer
 
         await ws.accept(subprotocol=subprotocol)
+        try:
+            await loaded(app, agent)
+        except VoxaError as e:
+            await ws.send_text(json.dumps({"type": "error", "message": f"the agent cannot start: {e}"}))
+            await ws.close(1011, "the agent cannot start")
+            return
         loop = asyncio.get_running_loop()
 
         def bad_message(message: str) -> None:
