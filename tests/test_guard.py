@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from voxa.server.config import ServerConfig, clean_keys
+from voxa.server.config import ServerConfig
 
 from .conftest import start_server
 
@@ -57,6 +57,8 @@ def read_reply(s: socket.socket) -> bytes:
 
 # ----------------------------------------------------------------------------------- 1. blank keys
 def test_blank_keys_never_count_on_any_path(monkeypatch):
+    from voxa.server.config import clean_keys
+
     assert clean_keys(["", "  ", "k1", "k1", " k2 "]) == ("k1", "k2")
     monkeypatch.setenv("VOXA_API_KEYS", " , ,")
     c = ServerConfig()
@@ -254,6 +256,19 @@ def test_slow_headers_and_stalled_bodies_are_dropped():
             data = None
         assert data == b"" or data is None or data.startswith(b"HTTP/1.1 4")
     assert call(url, "/health")[0] == 200  # and the server serves the next client
+
+
+def test_a_websocket_outlives_the_http_timeouts():
+    """uvicorn upgrades to a WebSocket right after the headers, while h11 still waits for a
+    body: the read timeout must not then close the socket (it did, 30 s into every stream and
+    agent session)."""
+    url = start_server(ServerConfig(api_keys=(), header_timeout_s=1.0, read_timeout_s=1.0))
+    with connect(url.replace("http://", "ws://") + "/v1/listen?encoding=linear16&sample_rate=16000") as c:
+        for _ in range(8):  # 4 s: four times the read timeout
+            c.send(json.dumps({"type": "KeepAlive"}))
+            time.sleep(0.5)
+        c.send(json.dumps({"type": "CloseStream"}))
+        assert json.loads(list(c)[-1])["type"] == "Metadata"
 
 
 # ------------------------------------------------------------------------------- body size

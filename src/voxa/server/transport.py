@@ -52,7 +52,9 @@ class GuardedH11(H11Protocol):
         self._deadline, self._waiting = None, None
 
     def _watch(self, progress: bool = False) -> None:
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing() or self.transport.get_protocol() is not self:
+            # closed, or upgraded to a WebSocket (uvicorn hands the transport to the WebSocket
+            # protocol right after the request line and headers, while h11 still expects a body)
             return self._cancel()
         state = self.conn.their_state
         if state is h11.IDLE:
@@ -73,7 +75,7 @@ class GuardedH11(H11Protocol):
     def _expire(self) -> None:
         what = self._waiting
         self._deadline, self._waiting = None, None
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
             return
         self.logger.info("closing a connection from %s: %s", self.client and self.client[0],
                          "headers too slow" if what == "headers" else "request body stalled")
