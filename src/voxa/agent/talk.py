@@ -49,6 +49,7 @@ class _Listener:
         self.events: list[tuple[float, dict]] = []
         self.rate = 24000
         self.closed = asyncio.Event()
+        self.error: Exception | None = None
 
     async def run(self, ws):
         try:
@@ -61,8 +62,8 @@ class _Listener:
                     if event.get("type") == "session":
                         self.rate = event["output_sample_rate"]
                     self.events.append((now, event))
-        except Exception:
-            pass
+        except Exception as e:  # the connection ended: kept for the session's report
+            self.error = e
         finally:
             self.closed.set()
 
@@ -139,13 +140,16 @@ async def talk(url: str, files: list[str], *, api_key: str | None = None, barge_
                 if interrupting:  # start the next turn barge_in s after the bot starts answering
                     return bool(lat) and listener.last_audio() > t_end and \
                         time.monotonic() - _first_audio(listener, t_end) >= barge_in
-                return bool(lat) and _quiet(listener, t_end, 0.8)
+                # the answer to the user's last words: a pause inside the recording may have
+                # ended a turn (and been answered) before the rest of it was said
+                return _latest(listener, t_send, "latency") > _latest(listener, t_send, "transcript") > 0 and \
+                    _quiet(listener, t_end, 0.8)
 
             await _send_silence_until(ws, listener, answered, turn_timeout)
             turn.transcript = " ".join(e["text"] for e in listener.events_since(t_send, "transcript") if e["is_final"])
             turn.answer = " ".join(e["text"] for e in listener.events_since(t_send, "agent_response"))
             lat = listener.events_since(t_send, "latency")
-            turn.latency = lat[0] if lat else None
+            turn.latency = lat[-1] if lat else None  # the answer to the end of the recording
             turn.bot_audio = listener.audio_since(t_end)
             session.turns.append(turn)
             if interrupting and turn.latency:
@@ -162,6 +166,12 @@ async def talk(url: str, files: list[str], *, api_key: str | None = None, barge_
         session.sample_rate = listener.rate
         reader.cancel()
     return session
+
+
+def _latest(listener: _Listener, t: float, kind: str) -> float:
+    """Arrival time of the latest ``kind`` event since ``t`` (final transcripts only), or 0."""
+    return max((at for at, e in listener.events if at >= t and e.get("type") == kind
+                and (kind != "transcript" or e.get("is_final"))), default=0.0)
 
 
 def _barge_in_stop(listener: _Listener, t0: float, onset: float, t_done: float) -> float | None:
