@@ -315,8 +315,9 @@ def test_api_key_header_token_scheme_and_subprotocol():
 
 
 def test_voxa_listen_command_against_the_server(url, eval_dir):
+    # real time: at 4x a loaded 2-core machine sometimes decoded no interim before the end
     r = subprocess.run([sys.executable, "-m", "voxa.cli", "listen", str(eval_dir / JFK), "--url", ws_url(url, ""),
-                        "--speed", "4"], capture_output=True, text=True, timeout=120)
+                        "--speed", "1"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     finals = [line for line in r.stdout.splitlines() if line.startswith("final")]
     assert finals and "country" in " ".join(finals).lower()

@@ -27,9 +27,10 @@ def _joined(files, pick, gap_s):
     return np.concatenate([x for i in pick for x in (gap, audio.decode(files[i]))] + [gap])
 
 
-def _wers(tiny, files, refs, pick, streamed):
-    """WER of the streamed text and of offline transcription, against the picks' references."""
-    offline = " ".join(t.text for t in tiny.transcribe_many([files[i] for i in pick]))
+def _wers(tiny, files, refs, pick, streamed, beam_size: int = 3):
+    """WER of the streamed text and of offline transcription (with ``beam_size``), against the
+    picks' references."""
+    offline = " ".join(t.text for t in tiny.transcribe_many([files[i] for i in pick], beam_size=beam_size))
     ref = " ".join(refs[i] for i in pick)
     return wer([ref], [streamed]), wer([ref], [offline])
 
@@ -126,7 +127,11 @@ def test_jfk_live_real_time(eval_dir, tiny):
 
 def test_librispeech_utterances_joined_match_offline(eval_dir, tiny):
     """Several speakers' utterances joined with pauses, fed as fast as possible: one
-    speech_final per utterance and a WER close to offline transcription of the same files."""
+    speech_final per utterance and a WER close to offline transcription of the same files with
+    the same decoder. At the default 400 ms endpointing finals are greedy (for latency), so
+    offline is greedy here too: against offline beam 3 this test compared the beam, not the
+    streaming (here 0.161 against 0.124, on another machine 0.182 against 0.109; with beam-3
+    finals the stream gives 0.088). benchmarks/streaming.py measures the default's real cost."""
     import voxa
 
     files, refs = librispeech(eval_dir)
@@ -134,7 +139,8 @@ def test_librispeech_utterances_joined_match_offline(eval_dir, tiny):
     events = list(voxa.listen(_joined(files, pick, 1.0), "tiny.en", interim_results=False))
     finals = [e for e in events if isinstance(e, StreamResult)]
     assert all(e.is_final for e in finals)
-    w_stream, w_offline = _wers(tiny, files, refs, pick, " ".join(f.text for f in finals))
+    beam = StreamOptions().beam()
+    w_stream, w_offline = _wers(tiny, files, refs, pick, " ".join(f.text for f in finals), beam_size=beam)
     assert w_stream <= w_offline * 1.3 + 0.03, (w_stream, w_offline)
     assert sum(e.speech_final for e in finals) >= len(pick) - 1
 
@@ -308,8 +314,8 @@ def test_long_utterance_commits_stable_words(eval_dir, tiny):
     rec = Recognizer(sch, events.append, StreamOptions(interim_results=True, commit_s=5.0))
     t0 = time.perf_counter()
     biggest = 0
-    for i in range(0, pcm.size, 1600):  # twice real time
-        wait = t0 + (i + 1600) / 32000 - time.perf_counter()
+    for i in range(0, pcm.size, 1600):  # real time: on a loaded machine, twice real time left too few decodes
+        wait = t0 + (i + 1600) / 16000 - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
         rec.push(pcm[i:i + 1600])
