@@ -13,9 +13,10 @@ Rows (same server process, same transport, same LLM, same voice, same latency pr
 * **pipecat-stock**: Pipecat 1.14's own pieces with its defaults: ``WhisperSTTService``
   (segmented faster-whisper: transcribes after the VAD cut) on the same tiny.en weights, the
   default user-turn strategies (VAD/transcript start, smart-turn v3 stop), barge-in at VAD start.
-Both: the bundled SmolLM2-135M in llama.cpp (one thread, temperature 0, at most 60 tokens per
-answer: the answer's length does not change the latency figures), hibari's voice through
-``VoxaTTSService`` (watermarked).
+Both: the bundled SmolLM2-135M on voxa's default runtime (CTranslate2 int8; llama.cpp when
+llama-cpp-python is installed: the report's machine line says which), one thread, temperature
+0, at most 60 tokens per answer (the answer's length does not change the latency figures),
+hibari's voice through ``VoxaTTSService`` (watermarked).
 
 Per turn, from the end of the user's speech (Silero's stop minus its 0.2 s window): turn decided,
 ASR final, LLM first token, TTS first audio, voice-to-voice (the first bot audio the server
