@@ -16,8 +16,6 @@ openai = pytest.importorskip("openai")
 
 from voxa import audio  # noqa: E402
 from voxa.server.config import ServerConfig  # noqa: E402
-from voxa.server.errors import APIError  # noqa: E402
-from voxa.server.queue import ModelQueues  # noqa: E402
 
 from .conftest import librispeech, start_server  # noqa: E402
 
@@ -100,6 +98,9 @@ def test_other_routes_answer_while_transcriptions_queue(eval_dir, tiny):
 
 def test_queue_order_and_a_client_that_leaves():
     """FIFO, a waiter that is cancelled leaves no trace, and the model passes on."""
+    from voxa.server.errors import APIError
+    from voxa.server.queue import ModelQueues
+
     async def scenario():
         qs = ModelQueues(2)
         q = qs.get("m")
