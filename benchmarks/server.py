@@ -14,6 +14,8 @@ same kind, then sends the request and reads the server process's peak resident m
   (decoded in full before, past the 4-hour cap).
 - ``queue-100``: 100 transcriptions of a 30 s LibriSpeech clip sent at once, while /health and
   /v1/models are polled every 0.2 s: their latency (p50 / p90 / max), and how the 100 ended.
+- ``queue-100-deep``: the same with ``--max-queue 100``, so that all 100 wait their turn (a tree
+  without the setting runs it as ``queue-100``).
 
 ``--compare REF`` runs every row on the tree at git revision REF too (a temporary worktree),
 in the same run, for a before/after table. No peer server runs here: Speaches and the other
@@ -49,7 +51,7 @@ import common  # noqa: E402
 
 ROOT = common.ROOT
 EVAL = Path(os.environ.get("VOXA_EVAL_DIR", ROOT.parent / "shared" / "eval"))
-ROWS = ("wm-10min", "wm-3.5h-silence", "clone-2h", "asr-5h-silence", "queue-100")
+ROWS = ("wm-10min", "wm-3.5h-silence", "clone-2h", "asr-5h-silence", "queue-100", "queue-100-deep")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -108,14 +110,14 @@ def speech_clip(seconds: float) -> bytes:
 class Server:
     """``voxa serve`` from the source tree ``src`` in its own process, on a free port."""
 
-    def __init__(self, src: Path, home: Path):
+    def __init__(self, src: Path, home: Path, extra: tuple[str, ...] = ()):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, PYTHONPATH=str(src), VOXA_HOME=str(home), VOXA_API_KEYS="",
                    VOXA_SAFETY_DB=f"sqlite:///{home}/safety-{uuid.uuid4().hex[:6]}.db", VOXA_AUDIT_KEY="ab" * 32)
-        self.proc = subprocess.Popen([sys.executable, "-m", "voxa.cli", "serve", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "voxa.cli", "serve", "--port", str(self.port), *extra],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(600):
             try:
@@ -174,8 +176,8 @@ def one_request(src: Path, home: Path, path: str, fields: dict, warm: tuple[str,
         server.close()
 
 
-def queue_row(src: Path, home: Path, n: int = 100) -> dict:
-    server = Server(src, home)
+def queue_row(src: Path, home: Path, n: int = 100, extra: tuple[str, ...] = ()) -> dict:
+    server = Server(src, home, extra)
     clip = speech_clip(30)
     try:
         post(server.url + "/v1/audio/transcriptions", {"model": "whisper-1"}, {"file": ("w.flac", clip)})
@@ -227,6 +229,9 @@ def run_row(name: str, src: Path, home: Path) -> dict:
                            ("file", speech_clip(5)), ("file", silence(5 * 3600)))
     if name == "queue-100":
         return queue_row(src, home)
+    if name == "queue-100-deep":
+        deep = "max_queue" in (src / "voxa" / "server" / "config.py").read_text()
+        return queue_row(src, home, extra=("--max-queue", "100") if deep else ())
     raise SystemExit(f"unknown row {name}")
 
 
@@ -299,7 +304,7 @@ def main(argv=None) -> int:
              "clip (whisper-base) were sent at once.", "",
              "| row | " + " | ".join(f"voxa {n}" for n in names) + " |", "|---|" + "---|" * len(names)]
     for row in rows:
-        cells = [(fmt_queue if row == "queue-100" else fmt_one)(results.get((row, n))) for n in names]
+        cells = [(fmt_queue if row.startswith("queue") else fmt_one)(results.get((row, n))) for n in names]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     report = "\n".join(lines) + "\n"
     flat = [v for v in results.values()]
