@@ -1,5 +1,9 @@
 """ASR benchmark: voxa vs faster-whisper vs openai-whisper on 60 LibriSpeech test-other utterances.
 
+A second table runs the shared recordings in other languages (de/es/fr/it/ja/ko/pt/zh single
+sentences and one-minute readings, plus English ones) with no language given: language-ID
+accuracy and WER (CER for ja/ko/zh) for voxa and for faster-whisper detecting the language itself.
+
 All systems run the same whisper-base weights (voxa's bundled CTranslate2 folder; openai-whisper
 gets them converted to a .pt by ``ct2_to_openai_whisper.py``). Each configuration runs in its own
 subprocess (so peak RSS is per system) and reports:
@@ -38,14 +42,50 @@ MODEL = "whisper-base"
 
 CONFIGS = {  # name -> what the row is
     "voxa": "voxa `transcribe_many(paths, language=\"en\")`: VAD, packed 30 s windows, batch 8, beam 3 (defaults)",
-    "voxa-auto": "voxa, same but language auto-detected per input",
+    "voxa-auto": "voxa, same but no language given (detected: voxa.langid)",
     "fw-beam5": "faster-whisper `WhisperModel.transcribe`, int8, beam 5, one file at a time",
+    "fw-beam5-auto": "faster-whisper beam 5, no language given (it detects the language of each file itself)",
     "fw-beam1": "faster-whisper `WhisperModel.transcribe`, int8, beam 1 (greedy), one file at a time",
     "fw-batched8": "faster-whisper `BatchedInferencePipeline.transcribe`, batch 8 (its VAD on), beam 5, per file",
     "openai-whisper": "openai-whisper fp32 (PyTorch CPU), beam 5, best_of 5, temperature fallback, "
                       "audio decoded by `voxa.audio.decode` (timed)",
 }
-PEERS = ("fw-beam5", "fw-beam1", "fw-batched8", "openai-whisper")
+PEERS = ("fw-beam5", "fw-beam5-auto", "fw-beam1", "fw-batched8", "openai-whisper")
+MULTI_CONFIGS = {
+    "voxa-auto-multi": "voxa `transcribe_many(paths)`, no language given",
+    "fw-beam5-auto-multi": "faster-whisper beam 5, no language given, one file at a time",
+}
+CONFIGS.update(MULTI_CONFIGS)
+# (file under the eval folder, language, reference or None): the shared recordings in other languages
+MULTI = [(f"picovoice-leopard/test_{lang}.wav", lang) for lang in ("de", "es", "fr", "it", "ja", "ko", "pt")] + [
+    ("picovoice-leopard/test.wav", "en"), ("aeneas/example7-de.mp3", "de"), ("aeneas/example7-es.mp3", "es"),
+    ("wenet/aishell-BAC009S0724W0121.wav", "zh"), ("wenet/librispeech-1995-1837-0001.wav", "en"),
+    ("faster-whisper/jfk.flac", "en"), ("aeneas/sonnet-p001.mp3", "en"),
+]
+CHARS = ("ja", "ko", "zh")  # scored by characters
+
+
+def load_multi(eval_dir: Path) -> list[tuple[str, Path, str, str | None]]:
+    """(name, path, language, reference or None) for the multilingual table."""
+    refs = {}
+    tsv = eval_dir / "picovoice-leopard" / "references.tsv"
+    if tsv.is_file():
+        for line in tsv.read_text().splitlines()[1:]:
+            f, _, _, text = line.split("\t")
+            refs[f"picovoice-leopard/{f}"] = text
+    for name in ("example7-de", "example7-es"):
+        txt = eval_dir / "aeneas" / f"{name}.txt"
+        if txt.is_file():
+            refs[f"aeneas/{name}.mp3"] = " ".join(ln.split("|", 1)[1] for ln in txt.read_text().splitlines() if "|" in ln)
+    text = eval_dir / "wenet" / "text"
+    if text.is_file():
+        for line in text.read_text().splitlines():
+            k, v = line.split(" ", 1)
+            refs[f"wenet/{k}.wav"] = v
+    jfk = eval_dir / "faster-whisper" / "jfk.txt"
+    if jfk.is_file():
+        refs["faster-whisper/jfk.flac"] = jfk.read_text().strip()
+    return [(rel, eval_dir / rel, lang, refs.get(rel)) for rel, lang in MULTI if (eval_dir / rel).is_file()]
 
 
 # ---------------------------------------------------------------- data
@@ -77,7 +117,7 @@ def openai_checkpoint(folder: Path) -> Path:
 
 def make_runner(config: str, folder: Path):
     """Load the system; return transcribe(path) -> text for one file, or for a list (voxa)."""
-    if config in ("voxa", "voxa-auto"):
+    if config in ("voxa", "voxa-auto", "voxa-auto-multi"):
         import voxa
 
         m = voxa.load_model(MODEL)
@@ -98,8 +138,9 @@ def make_runner(config: str, folder: Path):
             pipe = BatchedInferencePipeline(model)
             call = lambda p: pipe.transcribe(str(p), batch_size=8, language="en")  # noqa: E731
         else:
-            beam = 5 if config == "fw-beam5" else 1
-            call = lambda p: model.transcribe(str(p), beam_size=beam, language="en")  # noqa: E731
+            beam = 1 if config == "fw-beam1" else 5
+            lang = None if "auto" in config else "en"
+            call = lambda p: model.transcribe(str(p), beam_size=beam, language=lang)  # noqa: E731
 
         def run_fw(paths):
             out = []
@@ -128,7 +169,8 @@ def make_runner(config: str, folder: Path):
 def run_child(config: str, eval_dir: Path) -> dict:
     import voxa.registry as R
 
-    items, (_, folder) = load_subset(eval_dir), R.resolve(MODEL)
+    _, folder = R.resolve(MODEL)
+    items = [(n, p, r) for n, p, _, r in load_multi(eval_dir)] if config in MULTI_CONFIGS else load_subset(eval_dir)
     paths = [p for _, p, _ in items]
     if config == "openai-whisper":
         openai_checkpoint(folder)  # one-off conversion, not part of load time
@@ -144,6 +186,7 @@ def run_child(config: str, eval_dir: Path) -> dict:
         "rss_mb": common.peak_rss_mb(),
         "hyps": {uid: text for (uid, _, _), (text, _) in zip(items, out)},
         "languages": sorted({lang for _, lang in out}),
+        "langs": {uid: lang for (uid, _, _), (_, lang) in zip(items, out)},
     }
 
 
@@ -171,15 +214,18 @@ def render(results: list[dict], items, audio_s: float, command: str) -> str:
     speedup = lambda r, base: f"{by[base]['wall_s'] / r['wall_s']:.2f}×" if base in by else "–"  # noqa: E731
 
     rows = ["| configuration | WER % | wall s | RTF | throughput ×RT | vs openai-whisper | vs fw beam 5 "
-            "| peak RSS MB | load s |", "|" + "---|" * 9]
+            "| vs fw beam 5, no language | language found | peak RSS MB | load s |", "|" + "---|" * 11]
     for r in results:
         if "error" in r:
-            rows.append(f"| {r['config']} | failed: {r['error']} |" + " |" * 7)
+            rows.append(f"| {r['config']} | failed: {r['error']} |" + " |" * 9)
             continue
+        auto = r["config"] in ("voxa-auto", "fw-beam5-auto")
+        found = sum(v == "en" for v in r.get("langs", {}).values())
+        lid = f"{found}/{len(r.get('langs', {}))} en" if auto else "given (en)"
         rows.append(
             f"| {r['config']} | {r['wer']:.2f} | {r['wall_s']:.1f} | {r['wall_s'] / audio_s:.4f} "
             f"| {audio_s / r['wall_s']:.1f} | {speedup(r, 'openai-whisper')} | {speedup(r, 'fw-beam5')} "
-            f"| {r['rss_mb']:.0f} | {r['load_s']:.2f} |")
+            f"| {speedup(r, 'fw-beam5-auto')} | {lid} | {r['rss_mb']:.0f} | {r['load_s']:.2f} |")
     table = "\n".join(rows)
 
     verdict = []
@@ -188,7 +234,8 @@ def render(results: list[dict], items, audio_s: float, command: str) -> str:
         if name not in by:
             continue
         r, checks = by[name], []
-        for base, need in (("fw-beam5", 3.0), ("openai-whisper", 9.0)):
+        fw = "fw-beam5-auto" if name == "voxa-auto" and "fw-beam5-auto" in by else "fw-beam5"
+        for base, need in ((fw, 3.0), ("openai-whisper", 9.0)):
             x = by[base]["wall_s"] / r["wall_s"] if base in by else None
             checks.append(f"throughput ≥ {need:g}× {base}: " + ("not measured in this run" if x is None else
                           f"{x:.2f}× → **{'met' if x >= need else 'NOT met'}**"))
@@ -254,7 +301,51 @@ def main(argv: list[str] | None = None) -> int:
     audio_s = sum(voxa.audio.decode(str(p)).size for _, p, _ in items) / voxa.audio.SAMPLE_RATE
     results = [spawn(c, args.eval_dir) for c in configs]
     command = common.command("benchmarks/asr.py", argv)
-    return common.write_report(args.out, render(results, items, audio_s, command), results)
+    report = render([r for r in results if r["config"] not in MULTI_CONFIGS], items, audio_s, command)
+    multi = [r for r in results if r["config"] in MULTI_CONFIGS]
+    if multi:
+        report += render_multi(multi, load_multi(args.eval_dir))
+    return common.write_report(args.out, report, results)
+
+
+def render_multi(results: list[dict], items) -> str:
+    """The second table: other languages, no language given."""
+    import jiwer
+    from whisper_normalizer.basic import BasicTextNormalizer
+
+    norm = BasicTextNormalizer()
+    rows = ["| configuration | language found | WER % (de/en/es/fr/it/pt) | CER % (ja/ko/zh) | wall s |",
+            "|---|---|---|---|---|"]
+    detail = []
+    for r in results:
+        if "error" in r:
+            rows.append(f"| {r['config']} | failed: {r['error']} | | | |")
+            continue
+        langs, hyps = r["langs"], r["hyps"]
+        ok = sum(langs.get(n) == lang for n, _, lang, _ in items)
+        words = [(norm(ref), norm(hyps.get(n, ""))) for n, _, lang, ref in items if ref and lang not in CHARS]
+        chars = [("".join(norm(ref).split()), "".join(norm(hyps.get(n, "")).split()))
+                 for n, _, lang, ref in items if ref and lang in CHARS]
+        w = 100 * jiwer.wer([a for a, _ in words], [b or "-" for _, b in words]) if words else float("nan")
+        c = 100 * jiwer.cer([a for a, _ in chars], [b or "-" for _, b in chars]) if chars else float("nan")
+        rows.append(f"| {r['config']} | {ok}/{len(items)} | {w:.2f} | {c:.2f} | {r['wall_s']:.1f} |")
+        wrong = [f"{n} → {langs.get(n)}" for n, _, lang, _ in items if langs.get(n) != lang]
+        detail.append(f"- `{r['config']}` wrong: {', '.join(wrong) or 'none'}")
+    names = ", ".join(f"{n} ({lang})" for n, _, lang, _ in items)
+    notes = "\n".join(f"- `{k}`: {v}" for k, v in MULTI_CONFIGS.items())
+    return f"""
+## Other languages, no language given
+
+Files ({len(items)}): {names}. References: picovoice's sentences, the aeneas texts (read
+aloud in the recordings), wenet's AISHELL line, JFK's text; sonnet-p001 has none that fits and
+counts for language only. Text normalised with Whisper's basic normaliser.
+
+{notes}
+
+{chr(10).join(rows)}
+
+{chr(10).join(detail)}
+"""
 
 
 if __name__ == "__main__":

@@ -258,3 +258,14 @@ def test_diarize_without_the_extra_is_one_line(tmp_path, eval_dir):
                        capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"))
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "diarize" in p.stderr
+
+
+def test_transcribe_language_hint_and_allowed_list(eval_dir, tmp_path):
+    """--language-hint and --languages reach the engine; the JSON says how the language was chosen."""
+    odd = eval_dir / "librispeech-test-other-Resemblyzer/2414-128291-0008.flac"
+    rc, _, err = voxa("transcribe", odd, "--language-hint", "en", "-f", "json", "-o", tmp_path, "-q")
+    assert rc == 0, err
+    got = json.loads((tmp_path / "2414-128291-0008.json").read_text())
+    assert got["language"] == "en" and got["language_source"] == "hint"
+    rc, _, err = voxa("transcribe", odd, "--languages", "en,xx")
+    assert rc != 0 and "unknown language code 'xx'" in err and len(err.strip().splitlines()) == 1, err

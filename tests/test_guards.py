@@ -26,3 +26,15 @@ def test_words_given_no_time_are_dropped():
     # one short word is kept; so is ordinary speech
     short = said[:2] + [w(" a", 0.5, 0.5)] + said[2:]
     assert drop_piled(short) == short and drop_piled(said) == said
+
+
+def test_a_word_said_again_in_no_time_is_dropped():
+    """Seen live (issue 24): "Anon. Anon." for one "Anon", the second with start = end at the
+    clip's end. One zero-length word at the end of the clip, or one repeating the word before
+    it, has no audio: dropped. A real repetition with time for it stays."""
+    w = lambda t, a, b: Word(a, b, t, 0.9)  # noqa: E731
+    anon = [w(" has", 0.0, 0.3), w(" steel.", 0.3, 0.8), w(" Anon.", 1.2, 1.66)]
+    assert drop_piled(anon + [w(" anon", 1.66, 1.66)]) == anon
+    assert drop_piled(anon[:2] + [w(" steel", 0.8, 0.8)] + anon[2:]) == anon
+    said_twice = [w(" thou", 0.0, 0.3), w(" also", 0.3, 0.7), w(" thou", 0.9, 1.2), w(" also", 1.2, 1.6)]
+    assert drop_piled(said_twice) == said_twice

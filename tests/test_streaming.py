@@ -339,3 +339,30 @@ def test_messages_have_deepgrams_shape():
     assert [w["punctuated_word"] for w in alt["words"]] == ["Hello,", "world."]
     assert message(SpeechStarted(0.5)) == {"type": "SpeechStarted", "channel": [0, 1], "timestamp": 0.5}
     assert message(UtteranceEnd(2.0))["last_word_end"] == 2.0
+
+
+def test_real_time_streams_repeat_no_final_word(eval_dir, tiny):
+    """Seen through /v1/listen (issue 24): "Anon. Anon." for the one "anon" that ends this clip,
+    the second with start = end, in some of several real-time streams at 300 ms endpointing.
+    Four streams at once, at real time: no final word without duration, none said twice in a
+    row where the recording says it once."""
+    pcm = audio.decode(eval_dir / "librispeech-test-other-Resemblyzer/1688-142285-0000.flac")
+    pcm = np.concatenate([pcm, np.zeros(16000, np.float32)])
+    sch = Scheduler(tiny)
+    finals: list[list[StreamResult]] = [[] for _ in range(4)]
+    recs = [Recognizer(sch, lambda e, i=i: finals[i].append(e) if isinstance(e, StreamResult) and e.is_final else None,
+                       StreamOptions(endpointing_ms=300)) for i in range(4)]
+    t0, step = time.perf_counter(), 1600
+    for k in range(0, pcm.size, step):
+        wait = t0 + (k + step) / 16000 - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        for rec in recs:
+            rec.push(pcm[k:k + step])
+    assert all(rec.close(60) for rec in recs)
+    sch.stop()
+    for got in finals:
+        words = [w for f in got for w in f.words]
+        assert words and all(w.end > w.start for w in words), [(w.word, w.start, w.end) for w in words]
+        said = ["".join(c for c in w.word.lower() if c.isalnum()) for w in words]
+        assert not any(a == b for a, b in zip(said, said[1:])), said

@@ -12,22 +12,24 @@ input to 30 s. Packing speech from many inputs into full windows does the same w
 fraction of the encoder passes (see benchmarks/asr.py). faster-whisper's pieces are reused:
 its model wrapper, feature extractor, tokenizer, temperature fallback and word alignment.
 
-Language: given, or detected per input from a window holding only that input (Whisper's
-language-ID on the input's first 30 s of speech); windows then only mix inputs of one language.
+Language: given, or detected (voxa.langid): the first 30 s of speech of inputs with no language
+are packed together like any others, and each piece's language is read from its own slice of
+the window's encoder output; windows are decoded in one language, and the rest of an input
+waits for its language and is then packed with the inputs of that language.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import audio as audio_io
-from . import guards
+from . import guards, langid
 from .errors import InputError, VoxaError
 from .packing import WINDOW_S, Piece, Window, leftovers, pack, starved, unpack
 from .registry import canonical, resolve
@@ -46,11 +48,14 @@ _TOKENS_PER_S = 12
 # Buffer this much speech (seconds) before packing, per window of batch: bounded memory,
 # and enough choice for the packer to fill windows well.
 _LOOKAHEAD_WINDOWS = 2
+_LID_FRAMES = 500  # a piece's language is read from its first 10 s of encoder output at most
 
 
 @dataclass
 class Options:
     language: str | None = None
+    languages: tuple[str, ...] | None = None  # no language given: detect only among these
+    language_hint: str | None = None  # no language given: the language when detection is unsure
     task: str = "transcribe"
     beam_size: int = 3  # measured: as accurate as 5 on packed windows, faster (benchmarks/asr.py)
     batch_size: int = 8
@@ -82,14 +87,23 @@ class _Input:
     name: str
     language: str | None
     language_probability: float = 0.0
+    language_source: str | None = None
     duration: float = 0.0
     reading: bool = True  # still producing pieces
     outstanding: int = 0  # pieces handed out and not yet decoded
     waiting: list[Piece] = field(default_factory=list)  # pieces held back until language is known
-    detecting: bool = False
+    held: list[Piece] = field(default_factory=list)  # judged for language, to decode once it is known
+    probe_s: float = 0.0  # seconds of speech sent to be judged for language
+    pending: int = 0  # pieces sent to be judged and not judged yet
+    more: bool = False  # unsure: the next pieces form a window of its own
+    vote: langid.Vote = field(default_factory=langid.Vote)
     segments: list[tuple[float, Segment]] = field(default_factory=list)
     error: VoxaError | None = None
     done_s: float = 0.0
+
+    @property
+    def detecting(self) -> bool:
+        return self.language is None and (self.pending > 0 or bool(self.held) or self.more)
 
 
 def languages() -> list[str]:
@@ -128,10 +142,10 @@ class Whisper:
         inputs = [_Input(i, audio_io.source_name(s), opts.language) for i, s in enumerate(sources)]
         if not self.multilingual:
             for inp in inputs:
-                inp.language, inp.language_probability = "en", 1.0
+                inp.language, inp.language_probability, inp.language_source = "en", 1.0, "given"
         elif opts.language:
             for inp in inputs:
-                inp.language_probability = 1.0
+                inp.language_probability, inp.language_source = 1.0, "given"
         next_out = 0
         for _ in self._run(sources, inputs, opts, on_progress):
             while next_out < len(inputs) and self._finished(inputs[next_out]):
@@ -155,12 +169,25 @@ class Whisper:
         opts = replace(opts, **kw)
         if opts.task not in TASKS:
             raise InputError(f"unknown task {opts.task!r}; choose transcribe or translate")
+        known = languages()
+
+        def code(lang: str) -> str:
+            lang = lang.strip().lower()
+            if lang not in known:
+                raise InputError(f"unknown language code {lang!r} (use ISO 639-1 codes such as en, de, es)")
+            if not self.multilingual and lang != "en":
+                raise InputError(f"model {self.name} is English-only; use whisper-base for {lang!r}")
+            return lang
+
         if opts.language:
-            opts.language = opts.language.lower()
-            if opts.language not in languages():
-                raise InputError(f"unknown language code {opts.language!r} (use ISO 639-1 codes such as en, de, es)")
-            if not self.multilingual and opts.language != "en":
-                raise InputError(f"model {self.name} is English-only; use whisper-base for {opts.language!r}")
+            opts.language = code(opts.language)
+        if opts.languages is not None:
+            given = [opts.languages] if isinstance(opts.languages, str) else list(opts.languages)
+            opts.languages = tuple(dict.fromkeys(code(x) for g in given for x in g.split(",") if x.strip())) or None
+        if opts.language_hint:
+            opts.language_hint = code(opts.language_hint)
+            if opts.languages and opts.language_hint not in opts.languages:
+                raise InputError(f"language hint {opts.language_hint!r} is not among the allowed languages")
         if not self.multilingual and opts.task == "translate":
             raise InputError(f"model {self.name} is English-only and cannot translate; use whisper-base")
         if opts.beam_size < 1 or opts.batch_size < 1:
@@ -175,9 +202,10 @@ class Whisper:
 
     def _run(self, sources, inputs: list[_Input], opts: Options, on_progress) -> Iterator[None]:
         """Read pieces, pack, decode; yields after every decoded batch."""
-        pool: dict[str, list[Piece]] = {}  # language -> pieces ready to pack
-        detect: list[Window] = []  # one window per input whose language is unknown
-        pooled_s = 0.0  # seconds of speech held in pool, detect windows and waiting lists
+        pool: dict[str | None, list[Piece]] = {}  # language -> pieces ready to pack (None: to be judged)
+        own: list[Window] = []  # windows of one unsure input each, to be judged
+        prior: Counter = Counter()  # languages of the inputs sure of theirs (langid.decide)
+        pooled_s = 0.0  # seconds of speech held in pool, own windows, waiting and held lists
         budget = opts.batch_size * WINDOW_S * _LOOKAHEAD_WINDOWS
         readers = ((inp, self._pieces(src, inp, opts)) for inp, src in zip(inputs, sources))
         current = next(readers, None)
@@ -200,52 +228,48 @@ class Whisper:
                     yield
                     continue
                 pooled_s += piece.duration
-                if inp.language is None:
-                    w = next((w for w in detect if w.pieces[0].file == inp.index), None)
-                    if w is None and not inp.detecting:
-                        w = Window(None)
-                        detect.append(w)
-                        inp.detecting = True
-                    if w is not None and w.fits(piece, opts.gap_s) and not inp.waiting:
-                        w.add(piece, opts.gap_s)
-                    else:
-                        inp.waiting.append(piece)
-                    continue
-                inp.outstanding += 1
-                pool.setdefault(inp.language, []).append(piece)
-            # 2. pack and decode one batch
-            if not detect and not any(pool.values()):
+                if inp.language is not None:
+                    inp.outstanding += 1
+                    pool.setdefault(inp.language, []).append(piece)
+                elif (inp.probe_s + piece.duration <= WINDOW_S and not inp.waiting and not inp.more
+                      and not inp.vote.windows and not inp.vote.slices):
+                    inp.probe_s += piece.duration  # its first 30 s of speech: judged where packed
+                    inp.pending += 1
+                    pool.setdefault(None, []).append(piece)
+                else:
+                    inp.waiting.append(piece)
+            # 2. inputs still unsure: a window of their own with more audio, or a decision
+            for inp in inputs:
+                if inp is not None and inp.more and inp.pending == 0:
+                    self._more(inp, own, pool, prior, opts, force=pooled_s >= budget or current is None)
+            # 3. pack and decode one batch
+            if not own and not any(pool.values()):
                 if current is None:
                     return
                 continue
-            batch = detect[: opts.batch_size]
-            detect = detect[len(batch):]
-            if len(batch) < opts.batch_size and any(pool.values()):
-                for lang in list(pool):
-                    if len(batch) >= opts.batch_size:
-                        break
-                    windows = pack(pool.pop(lang), opts.gap_s, lang, together=opts.pack)
-                    take, rest = windows[: opts.batch_size - len(batch)], windows[opts.batch_size - len(batch):]
-                    batch += take
-                    if rest:  # keep what does not fit this batch for the next round
-                        pool[lang] = [p for w in rest for p in w.pieces]
+            batch = own[: opts.batch_size]
+            own = own[len(batch):]
+            for lang in sorted(pool, key=lambda k: k is not None):  # inputs to be judged first
+                if len(batch) >= opts.batch_size:
+                    break
+                windows = pack(pool.pop(lang), opts.gap_s, lang, together=opts.pack)
+                take, rest = windows[: opts.batch_size - len(batch)], windows[opts.batch_size - len(batch):]
+                batch += take
+                if rest:  # keep what does not fit this batch for the next round
+                    pool[lang] = [p for w in rest for p in w.pieces]
             pooled_s -= sum(w.length - (len(w.pieces) - 1) * opts.gap_s for w in batch)
-            requeue = self._decode(batch, inputs, opts)
-            # 3. bookkeeping: languages learnt, pieces released, progress
-            for w in batch:
+            judged = [w.language is None for w in batch]
+            requeue, held_s = self._decode(batch, inputs, opts, pool, prior)
+            pooled_s += held_s
+            # 4. bookkeeping: pieces released, progress
+            for w, was_judged in zip(batch, judged):
                 for p in w.pieces:
                     inp = inputs[p.file]
                     if inp is None:
                         continue
-                    if w.language is not None:
+                    if not was_judged:
                         inp.outstanding -= 1
                     progress(inp, p.start + p.duration)
-                if w.language is None:
-                    inp = inputs[w.pieces[0].file]
-                    inp.detecting = False
-                    inp.outstanding += len(inp.waiting)
-                    pool.setdefault(inp.language, []).extend(inp.waiting)
-                    inp.waiting = []
             for p in requeue:
                 inputs[p.file].outstanding += 1
                 pool.setdefault(inputs[p.file].language, []).append(p)
@@ -254,6 +278,126 @@ class Whisper:
                 if inp is not None and self._finished(inp) and inp.error is None:
                     progress(inp, inp.duration)
             yield
+
+    # ------------------------------------------------------------------ language (voxa.langid)
+    def _known(self, inp: _Input, lang: str, prob: float, source: str, pool, prior: Counter) -> None:
+        """An input's language is decided: what waited for it joins that language's pool."""
+        inp.language, inp.language_probability, inp.language_source = lang, round(prob, 4), source
+        if source in ("detected", "voted"):
+            prior[lang] += 1
+        release = inp.held + inp.waiting
+        inp.held, inp.waiting, inp.more = [], [], False
+        inp.outstanding += len(release)
+        pool.setdefault(lang, []).extend(release)
+
+    def _more(self, inp: _Input, own: list[Window], pool, prior: Counter, opts: Options, *, force: bool) -> None:
+        """An unsure input: its next 30 s of speech in a window of its own, or, with no audio
+        left, the decision by prior, hint or best guess."""
+        if not inp.vote.windows and inp.held:  # judged only from slices so far: its own first 30 s
+            inp.waiting[:0] = inp.held
+            inp.held = []
+            force = True
+        if inp.waiting and (force or not inp.reading or sum(p.duration for p in inp.waiting) >= WINDOW_S - 1):
+            w = Window(None)
+            while inp.waiting and w.fits(inp.waiting[0], opts.gap_s):
+                w.add(inp.waiting.pop(0), opts.gap_s)
+            if w.pieces:
+                inp.pending += len(w.pieces)
+                own.append(w)
+                return
+        if not inp.waiting and not inp.reading:
+            self._known(inp, *langid.decide(inp.vote, allowed=opts.languages, prior=prior,
+                                            hint=opts.language_hint), pool, prior)
+
+    def _judge(self, windows: list[Window], encoder_output, inputs: list[_Input], opts: Options, pool,
+               prior: Counter) -> tuple[list[Piece], list[set[int]], float]:
+        """Language of the windows with none (voxa.langid): evidence for their inputs, decisions,
+        then each window's language (that of most of its speech whose input is decided). Returns
+        the pieces to queue again in their input's language, the pieces of each window not to be
+        decoded with it, and the seconds of speech held back for inputs still unsure."""
+        import ctranslate2
+
+        model = self.model.model
+        rows = [i for i, w in enumerate(windows) if w.language is None]
+        whole = [i for i in rows if len({p.file for p in windows[i].pieces}) == 1]
+        if whole:
+            view = encoder_output if len(whole) == len(windows) else self._slice(encoder_output, whole)
+            for i, probs in zip(whole, model.detect_language(view)):
+                w = windows[i]
+                inp = inputs[w.pieces[0].file]
+                inp.vote.add([(t[2:-2], float(q)) for t, q in probs], sum(p.duration for p in w.pieces))
+                inp.vote.windows += 1
+                inp.pending -= len(w.pieces)
+        touched = {windows[i].pieces[0].file for i in whole}
+        # Slices of shared windows: each piece's language from its own encoder frames. The
+        # window's other speech colours a slice, so an input is decided from slices only when
+        # it is sure and speaks the language of most of each window it is in; any other is
+        # judged again in a window of its own (it needs one anyway to be decoded in its language).
+        odd: set[int] = set()
+        shared = [i for i in rows if i not in whole]
+        if shared:
+            arr = np.asarray(encoder_output)
+            spans = [(i, k, *langid.piece_frames(off, p.duration, arr.shape[1]))
+                     for i in shared for k, (p, off) in enumerate(zip(windows[i].pieces, windows[i].offsets))]
+            # One call for all slices: each slice is tiled to the longest one's length; the decoder's
+            # cross-attention is blind to order, so a slice repeated reads as the slice itself.
+            spans = [(i, k, a, min(b, a + _LID_FRAMES)) for i, k, a, b in spans]
+            n = max(b - a for _, _, a, b in spans)
+            tiled = np.stack([np.resize(arr[i, a:b], (n, arr.shape[2])) for i, _, a, b in spans])
+            detected = model.detect_language(ctranslate2.StorageView.from_array(np.ascontiguousarray(tiled)))
+            by_window: dict[int, list] = {}
+            for (i, k, _, _), probs in zip(spans, detected):
+                by_window.setdefault(i, []).append((k, [(t[2:-2], float(q)) for t, q in probs]))
+            for i, found in by_window.items():
+                w, tops, speech = windows[i], [], Counter()
+                for k, probs in found:
+                    p = w.pieces[k]
+                    if opts.languages:
+                        probs = [(t, q) for t, q in probs if t in opts.languages] or probs
+                    inp = inputs[p.file]
+                    inp.vote.add(probs, p.duration)
+                    inp.vote.slices += 1
+                    inp.pending -= 1
+                    touched.add(p.file)
+                    tops.append((p.file, probs[0][0]))
+                    speech[probs[0][0]] += p.duration
+                major = speech.most_common(1)[0][0]
+                odd.update(f for f, top in tops if top != major)
+        for f in sorted(touched):
+            inp = inputs[f]
+            if inp is None or inp.language is not None or inp.pending > 0:
+                continue
+            sure = inp.vote.sure(opts.languages)
+            if inp.vote.windows == 0 and (f in odd or not sure):
+                inp.vote.clear()  # coloured by the window's other speech: judge it alone
+                inp.more = True
+            elif sure:
+                self._known(inp, sure[0], sure[1], "voted" if inp.vote.windows > 1 else "detected", pool, prior)
+            elif (inp.waiting or inp.reading) and inp.vote.windows < langid.MAX_WINDOWS:
+                inp.more = True
+            else:
+                self._known(inp, *langid.decide(inp.vote, allowed=opts.languages, prior=prior,
+                                                hint=opts.language_hint), pool, prior)
+        requeue, skip, held_s = [], [set() for _ in windows], 0.0
+        for i in rows:
+            w = windows[i]
+            speech = Counter()
+            for p in w.pieces:
+                lang = inputs[p.file].language
+                if lang is not None:
+                    speech[lang] += p.duration
+            w.language = speech.most_common(1)[0][0] if speech else None
+            for k, p in enumerate(w.pieces):
+                inp = inputs[p.file]
+                if inp.language is not None and inp.language == w.language:
+                    continue
+                skip[i].add(k)
+                if inp.language is not None:
+                    requeue.append(p)
+                else:
+                    inp.held.append(p)
+                    held_s += p.duration
+        return requeue, skip, held_s
 
     def _pieces(self, source, inp: _Input, opts: Options) -> Iterator[Piece]:
         """Speech regions of one input as Pieces; records its duration; errors end the input."""
@@ -280,30 +424,38 @@ class Whisper:
 
         return Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=language)
 
-    def _decode(self, windows: list[Window], inputs: list[_Input], opts: Options) -> list[Piece]:
-        """Decode a batch of windows; results go to their inputs. Returns the pieces (or
-        tails) the decoder did not reach, to be decoded again."""
-        requeue: list[Piece] = []
+    def _decode(self, windows: list[Window], inputs: list[_Input], opts: Options, pool, prior: Counter
+                ) -> tuple[list[Piece], float]:
+        """Decode a batch of windows; results go to their inputs. Windows with no language are
+        judged first (``_judge``). Returns the pieces (or tails) to be decoded again, and the
+        seconds of speech held back for inputs still unsure of their language."""
         fe = self.model.feature_extractor
-        feats = np.stack([fe(w.audio(), padding=0)[:, :3000] for w in windows]).astype(np.float32)
+        frames = encoder_frames(max(w.length for w in windows))
+        feats = np.stack([fe(w.audio()[: frames * 160], padding=0)[:, :frames] for w in windows]).astype(np.float32)
         encoder_output = self.model.encode(feats)
-        languages: list[tuple[str, float]] = [(w.language, 1.0) for w in windows]
+        requeue: list[Piece] = []
+        skip: list[set[int]] = [set() for _ in windows]
+        held_s = 0.0
         if any(w.language is None for w in windows):
-            detected = self.model.model.detect_language(encoder_output)
-            for i, w in enumerate(windows):
-                if w.language is None:
-                    tok, prob = detected[i][0]
-                    languages[i] = (tok[2:-2], float(prob))
-                    inp = inputs[w.pieces[0].file]
-                    inp.language, inp.language_probability = languages[i][0], round(languages[i][1], 4)
+            requeue, skip, held_s = self._judge(windows, encoder_output, inputs, opts, pool, prior)
+        live = [i for i, w in enumerate(windows) if w.language is not None and len(skip[i]) < len(w.pieces)]
+        if not live:
+            return requeue, held_s
+        if len(live) < len(windows):
+            encoder_output = self._slice(encoder_output, live)
+        windows, skip = [windows[i] for i in live], [skip[i] for i in live]
         prompts, tokenizers = [], []
-        for lang, _ in languages:
-            tok = self.tokenizer(lang, opts.task)
+        for w in windows:
+            tok = self.tokenizer(w.language, opts.task)
             tokenizers.append(tok)
             previous = tok.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
             prompts.append(self.model.get_prompt(tok, previous, without_timestamps=not opts.timestamps))
+        # A window Whisper loops on would run to 448 tokens and hold up its whole batch; speech
+        # needs far fewer (see _TOKENS_PER_S).
+        longest = max(w.length for w in windows)
+        max_length = min(self.model.max_length, max(map(len, prompts)) + int(_TOKENS_PER_S * longest) + 10)
         results = self.model.model.generate(
-            encoder_output, prompts, beam_size=opts.beam_size, max_length=self.model.max_length,
+            encoder_output, prompts, beam_size=opts.beam_size, max_length=max_length,
             return_scores=True, return_no_speech_prob=True, suppress_blank=True,
             suppress_tokens=[-1], max_initial_timestamp_index=50,
         )
@@ -314,16 +466,16 @@ class Whisper:
             temperature = 0.0
             if self._doubtful(text, avg_logprob, res.no_speech_prob, opts):
                 res, avg_logprob, temperature, _ = self.model.generate_with_fallback(
-                    self._slice(encoder_output, i),
-                    prompts[i], tokenizers[i], self._fw_options(opts))
+                    self._slice(encoder_output, i), prompts[i], tokenizers[i],
+                    self._fw_options(opts, int(_TOKENS_PER_S * w.length) + 10))
                 tokens = res.sequences_ids[0]
             if res.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold:
                 continue  # Whisper's own silence rule: nothing said here
-            requeue += self._emit(w, i, tokens, tokenizers[i], encoder_output, opts, inputs, dict(
+            requeue += self._emit(w, i, tokens, tokenizers[i], encoder_output, frames, opts, inputs, dict(
                 avg_logprob=round(float(avg_logprob), 4), no_speech_prob=round(float(res.no_speech_prob), 4),
                 compression_ratio=round(guards.compression_ratio(tokenizers[i].decode(tokens)), 3),
-                temperature=temperature))
-        return requeue
+                temperature=temperature), skip[i])
+        return requeue, held_s
 
     @staticmethod
     def _slice(encoder_output, rows: int | list[int]):
@@ -341,7 +493,7 @@ class Whisper:
         silent = no_speech_prob > opts.no_speech_threshold
         return avg_logprob < opts.log_prob_threshold and not silent
 
-    def _fw_options(self, opts: Options):
+    def _fw_options(self, opts: Options, max_new_tokens: int | None = None):
         from faster_whisper.transcribe import TranscriptionOptions
 
         return TranscriptionOptions(
@@ -353,15 +505,18 @@ class Whisper:
             temperatures=list(opts.temperatures), initial_prompt=None, prefix=None, suppress_blank=True,
             suppress_tokens=[-1], without_timestamps=False, max_initial_timestamp=1.0,
             word_timestamps=False, prepend_punctuations=_PREPEND, append_punctuations=_APPEND,
-            multilingual=False, max_new_tokens=None, clip_timestamps="0", hallucination_silence_threshold=None,
+            multilingual=False, max_new_tokens=max_new_tokens, clip_timestamps="0", hallucination_silence_threshold=None,
             hotwords=None,
         )
 
-    def _emit(self, w: Window, i: int, tokens, tok, encoder_output, opts: Options, inputs, stats) -> list[Piece]:
+    def _emit(self, w: Window, i: int, tokens, tok, encoder_output, frames: int, opts: Options, inputs,
+              stats, skip: set[int] = frozenset()) -> list[Piece]:
+        """A decoded window's segments to their inputs (but not those of pieces in ``skip``, which
+        belong to another language); returns what is to be decoded again."""
         if opts.timestamps:
             segs, _, complete = self.model._split_segments_by_timestamps(
-                tokenizer=tok, tokens=tokens, time_offset=0.0, segment_size=3000,
-                segment_duration=WINDOW_S, seek=0)
+                tokenizer=tok, tokens=tokens, time_offset=0.0, segment_size=frames,
+                segment_duration=frames / 100, seek=0)
         else:
             segs, complete = [dict(start=0.0, end=w.length, tokens=tokens)], True
         for s in segs:
@@ -373,7 +528,7 @@ class Whisper:
         if needs_words and any(s["text"].strip() for s in segs):
             view = self._slice(encoder_output, i) if np.asarray(encoder_output).shape[0] > 1 else encoder_output
             self.model.add_word_timestamps(
-                [segs], tok, view, [3000], _PREPEND, _APPEND, 0.0)
+                [segs], tok, view, [frames], _PREPEND, _APPEND, 0.0)
         # How far the decoder got (Whisper's seek): an unfinished last segment is dropped and
         # speech the decoder skipped after it stopped is queued to be decoded again.
         stamps = [t for t in tokens if t >= tok.timestamp_begin]
@@ -382,9 +537,12 @@ class Whisper:
         else:
             words = [x for s in segs for x in s.get("words") or []]
             reached = words[-1]["end"] if words else 0.0
-        rest = leftovers(w, reached, min_rest=1.0 if complete else 0.3)
-        unpacked = unpack(w, segs, stats)
-        redo = starved(w, unpacked)
+        rest = leftovers(w, reached, min_rest=1.0 if complete else 0.3, voiced=_voiced)
+        unpacked = [(k, seg) for k, seg in unpack(w, segs, stats) if k not in skip]
+        redo = starved(w, unpacked) - set(skip)
+        for k in skip:
+            p = w.pieces[k]
+            rest = [r for r in rest if not (r.file == p.file and p.start <= r.start < p.start + p.duration)]
         for k in redo:
             p = w.pieces[k]
             rest = [r for r in rest if not (r.file == p.file and p.start <= r.start < p.start + p.duration)]
@@ -417,8 +575,7 @@ class Whisper:
         model = self.model
         fe = model.feature_extractor
         feats = [fe(c, padding=0)[:, :3000] for c in clips]
-        frames = max(f.shape[1] for f in feats) + 100
-        ctx = next((c for c in _ENCODER_WINDOWS if frames <= c), 3000)
+        ctx = encoder_frames(max(c.size for c in clips) / audio_io.SAMPLE_RATE)
         x = np.zeros((len(clips), feats[0].shape[0], ctx), dtype=np.float32)
         for i, f in enumerate(feats):
             x[i, :, : f.shape[1]] = f
@@ -480,10 +637,25 @@ class Whisper:
         return Transcript(
             source=inp.name, language=inp.language, language_probability=inp.language_probability,
             duration=round(inp.duration, 3), segments=segs, task=opts.task, model=self.name,
+            language_source=inp.language_source if inp.language else None,
         )
 
 
 _SILENCE_RMS = 10 ** (-60 / 20)  # -60 dBFS
+
+
+def encoder_frames(seconds: float) -> int:
+    """The encoder window (mel frames) for audio this long: the shortest of 10, 15, 20 and 30 s
+    that leaves 1 s after it. CTranslate2 takes mel input shorter than Whisper's 30 s, and the
+    encoder's cost falls with it; a short clip padded to 30 s spends most of it on silence."""
+    need = int(seconds * 100) + 100
+    return next((c for c in _ENCODER_WINDOWS if need <= c), 3000)
+
+
+def _voiced(audio: np.ndarray) -> bool:
+    from .vad import speech_regions
+
+    return bool(speech_regions(audio))
 
 
 def _rms(x: np.ndarray) -> float:

@@ -20,17 +20,20 @@ from .types import Segment, Word
 
 
 def drop_piled(words: list[Word]) -> list[Word]:
-    """Drop words the aligner gives no time: two or more in a row with zero duration, or piled
-    onto one instant at the end of the clip. That is text Whisper wrote with no audio for it,
-    typically a phrase said again."""
+    """Drop words the aligner gives no time: two or more in a row with zero duration, a word
+    with zero duration that repeats the word before it, or words piled onto one instant at the
+    end of the clip (one alone too, when it has no duration). That is text Whisper wrote with no
+    audio for it, typically a word or phrase said again ("Anon. Anon." for one "Anon")."""
     n = len(words)
     while n > 0 and words[n - 1].start > words[-1].start - 0.021:
         n -= 1
-    if len(words) - n >= 2:
+    if len(words) - n >= 2 or (len(words) - n == 1 and _silent(words[-1])):
         words = words[:n]
     out, run = [], []
     for w in words:
-        if w.end - w.start < 0.01:
+        if _silent(w):
+            if not run and out and _key(out[-1].word) == _key(w.word):
+                continue  # the word before, said again in no time
             run.append(w)
             continue
         if len(run) < 2:
@@ -38,6 +41,14 @@ def drop_piled(words: list[Word]) -> list[Word]:
         run = []
         out.append(w)
     return out + (run if len(run) < 2 else [])
+
+
+def _silent(w: Word) -> bool:
+    return w.end - w.start < 0.01
+
+
+def _key(word: str) -> str:
+    return "".join(c for c in word.lower() if c.isalnum())
 
 
 def compression_ratio(text: str) -> float:

@@ -13,6 +13,7 @@ segment timestamps suffice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,9 +118,12 @@ def pack(pieces: list[Piece], gap: float, language: str | None, *, together: boo
     return windows
 
 
-def leftovers(window: Window, covered: float, *, min_rest: float, max_retries: int = 2) -> list[Piece]:
+def leftovers(window: Window, covered: float, *, min_rest: float, max_retries: int = 2,
+              voiced: Callable[[np.ndarray], bool] | None = None) -> list[Piece]:
     """Pieces, or tails of pieces, that lie after ``covered`` (window time), i.e. audio the
-    decoder did not reach; they go back into the queue, as Whisper seeks to its last timestamp."""
+    decoder did not reach; they go back into the queue, as Whisper seeks to its last timestamp.
+    With ``voiced``, a tail goes back only if it holds speech: a tail of silence decoded alone
+    is where Whisper invents a closing "Bye."."""
     out = []
     for piece, off in zip(window.pieces, window.offsets):
         if piece.retries >= max_retries:
@@ -128,6 +132,8 @@ def leftovers(window: Window, covered: float, *, min_rest: float, max_retries: i
         if piece.duration - cut < min_rest:
             continue
         i = int(cut * SAMPLE_RATE)
+        if voiced is not None and not voiced(piece.audio[i:]):
+            continue
         out.append(Piece(piece.file, piece.start + cut, piece.audio[i:], piece.retries + 1))
     return out
 

@@ -96,6 +96,9 @@ class Transcript:
     task: str = "transcribe"
     model: str = ""
     speakers: Diarization | None = None  # set when transcribed with diarization
+    # How the language was chosen (voxa.langid): given, detected, voted (several windows), or,
+    # when detection stayed unsure, prior (most inputs of the batch), hint, guess.
+    language_source: str | None = None
 
     @property
     def text(self) -> str:

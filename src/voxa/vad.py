@@ -91,10 +91,27 @@ def stream_regions(
                 and regions[-1][1] - regions[-1][0] < max_n * 0.9:
             keep_from = regions[-1][0]
             regions = regions[:-1]
+        if last and regions and regions[-1][1] >= buf.size:
+            regions[-1] = (regions[-1][0], _speech_end(buf, *regions[-1], cfg))
         for s, e in regions:
             yield Region((carry_start + s) / SAMPLE_RATE, buf[s:e].copy())
         carry, carry_start = buf[keep_from:].copy(), carry_start + keep_from
         block = following
+
+
+def _speech_end(buf: np.ndarray, start: int, end: int, cfg: VadConfig) -> int:
+    """Where speech really ends in a region that runs to the end of the recording. Silero keeps
+    a region open until ``min_silence_ms`` of silence, so a recording that stops less than that
+    after its last word ends in a region with up to 2 s of silence at its tail, and Whisper,
+    given that silence on its own, invents a word ("Bye.", "Thank you."). Cut it to the last
+    speech plus the usual padding."""
+    from dataclasses import replace
+
+    tail_from = max(start, end - cfg.min_silence_ms * SAMPLE_RATE // 1000 - SAMPLE_RATE)
+    found = speech_regions(buf[tail_from:end], replace(cfg, min_silence_ms=100))
+    if not found:
+        return end if tail_from == start else tail_from
+    return min(end, tail_from + found[-1][1])
 
 
 class StreamingVad:

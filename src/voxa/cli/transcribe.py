@@ -29,6 +29,8 @@ def transcribe(
     files: List[str] = typer.Argument(..., help="Audio or video files; - reads standard input."),
     model: Optional[str] = typer.Option(None, "-m", "--model", help="Model name (see `voxa models`), CTranslate2 folder or hub name."),
     language: Optional[str] = typer.Option(None, "--language", "-l", help="Language code (en, de, ...); detected if omitted."),
+    languages: Optional[str] = typer.Option(None, "--languages", help="No --language: detect only among these (comma list, e.g. en,de)."),
+    language_hint: Optional[str] = typer.Option(None, "--language-hint", help="No --language: the language to take when detection is unsure."),
     task: str = typer.Option("transcribe", "--task", help="transcribe, or translate (to English)."),
     word_timestamps: bool = typer.Option(False, "--word-timestamps", help="Add start/end/probability per word."),
     vad: bool = typer.Option(True, "--vad/--no-vad", help="Skip non-speech with Silero VAD."),
@@ -59,7 +61,8 @@ def transcribe(
         if files.count("-") > 1:
             raise InputError("standard input (-) can be given only once")
         engine = load_model(model)
-        opts = dict(language=language, task=task, word_timestamps=word_timestamps, vad=vad,
+        opts = dict(language=language, languages=languages, language_hint=language_hint, task=task,
+                    word_timestamps=word_timestamps, vad=vad,
                     beam_size=beam_size, batch_size=batch_size, max_duration=limit(max_duration))
         engine.check_options(**opts)
         speakers = dict(num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers)

@@ -73,6 +73,8 @@ async def engine_for(model: str | None):
 def verbose(t: Transcript, words: bool) -> dict:
     spk = t.speakers is not None
     out = {"task": t.task, "language": t.language or "", "duration": t.duration, "text": t.text,
+           # voxa's additions: how sure the language is (voxa.langid); clients that do not know them ignore them
+           "language_probability": t.language_probability, "language_source": t.language_source,
            "segments": [{"id": s.id, "seek": 0, "start": s.start, "end": s.end, "text": s.text, "tokens": [],
                          "temperature": s.temperature, "avg_logprob": s.avg_logprob,
                          "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob}
