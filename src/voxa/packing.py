@@ -47,6 +47,7 @@ class Window:
     pieces: list[Piece] = field(default_factory=list)
     offsets: list[float] = field(default_factory=list)  # piece start inside the window (s)
     length: float = 0.0
+    judge_only: bool = False  # only its language is wanted; its pieces are decoded later, packed
 
     def fits(self, piece: Piece, gap: float) -> bool:
         extra = piece.duration + (gap if self.pieces else 0.0)
