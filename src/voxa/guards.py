@@ -32,7 +32,7 @@ def drop_piled(words: list[Word]) -> list[Word]:
     out, run = [], []
     for w in words:
         if _silent(w):
-            if not run and out and _key(out[-1].word) == _key(w.word):
+            if not run and out and word_key(out[-1].word) == word_key(w.word):
                 continue  # the word before, said again in no time
             run.append(w)
             continue
@@ -47,7 +47,8 @@ def _silent(w: Word) -> bool:
     return w.end - w.start < 0.01
 
 
-def _key(word: str) -> str:
+def word_key(word: str) -> str:
+    """A word compared as spoken: lower case, letters and digits only."""
     return "".join(c for c in word.lower() if c.isalnum())
 
 

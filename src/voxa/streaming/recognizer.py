@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from ..audio import SAMPLE_RATE
+from ..guards import word_key
 from ..types import SpeechStarted, StreamResult, UtteranceEnd, Word
 from ..vad import StreamingVad
 
@@ -419,15 +420,13 @@ class Recognizer:
         return self.samples / SAMPLE_RATE
 
 
-def _norm(word: str) -> str:
-    return "".join(c for c in word.lower() if c.isalnum())
 
 
 def _agreement(prev: list[Word], new: list[Word], before: float) -> int:
     """How many leading words two hypotheses share (LocalAgreement-2), ending before ``before``."""
     n = 0
     for a, b in zip(prev, new):
-        if _norm(a.word) != _norm(b.word) or b.end > before:
+        if word_key(a.word) != word_key(b.word) or b.end > before:
             break
         n += 1
     return n
