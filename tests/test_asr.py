@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -214,6 +216,32 @@ def _encodes(engine, monkeypatch) -> list[int]:
 
     monkeypatch.setattr(engine.model, "encode", encode)
     return calls
+
+
+def test_an_unsure_input_is_decoded_once(eval_dir, base, monkeypatch):
+    """Inputs unsure of their language after their slice of a shared window (short ones, such as
+    "THOU ALSO THOU ALSO", 2.8 s) are judged again alone; their words from the shared English
+    window are kept meanwhile and used once they are found to be English, so no input's audio
+    goes through the decoder more often than with the language given."""
+    import voxa.asr
+
+    files = librispeech(eval_dir)[0]  # 60 files; 5 are unsure after their slice
+    decoded: list[list[int]] = []  # inputs of every window decoded (unpacked to its inputs)
+    real = voxa.asr.unpack
+
+    def unpack(window, *a, **kw):
+        decoded.append([p.file for p in window.pieces])
+        return real(window, *a, **kw)
+
+    monkeypatch.setattr(voxa.asr, "unpack", unpack)
+    given = list(base.transcribe_many(files, language="en"))
+    n_given = Counter(f for ws in decoded for f in ws)
+    decoded.clear()
+    found = list(base.transcribe_many(files))
+    n_found = Counter(f for ws in decoded for f in ws)
+    assert [t.language for t in found] == ["en"] * len(files)
+    assert n_found == n_given, (n_found - n_given, decoded)
+    assert wer([_norm(t.text) for t in given], [_norm(t.text) for t in found]) < 0.02
 
 
 def test_language_detection_packs_inputs_like_a_given_language(eval_dir, base, monkeypatch):

@@ -15,7 +15,9 @@ its model wrapper, feature extractor, tokenizer, temperature fallback and word a
 Language: given, or detected (voxa.langid): the first 30 s of speech of inputs with no language
 are packed together like any others, and each piece's language is read from its own slice of
 the window's encoder output; windows are decoded in one language, and the rest of an input
-waits for its language and is then packed with the inputs of that language.
+waits for its language and is then packed with the inputs of that language. A piece judged
+again alone keeps its words from the shared window until its language is known, and uses them
+if that is the window's language.
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ class _Input:
     probe_s: float = 0.0  # seconds of speech sent to be judged for language
     pending: int = 0  # pieces sent to be judged and not judged yet
     more: bool = False  # unsure: the next pieces form a window of its own
+    # held pieces already decoded in a window of another input's language, by piece start:
+    # (that language, their segments, tails to decode again); used if the input turns out to
+    # be in that language, so the piece is not decoded twice
+    provisional: dict[float, tuple[str, list[Segment], list[Piece]]] = field(default_factory=dict)
     vote: langid.Vote = field(default_factory=langid.Vote)
     segments: list[tuple[float, Segment]] = field(default_factory=list)
     error: VoxaError | None = None
@@ -205,7 +211,6 @@ class Whisper:
         pool: dict[str | None, list[Piece]] = {}  # language -> pieces ready to pack (None: to be judged)
         own: list[Window] = []  # windows of one unsure input each, to be judged
         prior: Counter = Counter()  # languages of the inputs sure of theirs (langid.decide)
-        pooled_s = 0.0  # seconds of speech held in pool, own windows, waiting and held lists
         budget = opts.batch_size * WINDOW_S * _LOOKAHEAD_WINDOWS
         readers = ((inp, self._pieces(src, inp, opts)) for inp, src in zip(inputs, sources))
         current = next(readers, None)
@@ -216,6 +221,7 @@ class Whisper:
                 inp.done_s = t
 
         while True:
+            pooled_s = self._pooled(pool, own, inputs)  # speech read and not yet decoded
             # 1. read until there is enough to fill a batch well (or input runs out)
             while current is not None and pooled_s < budget:
                 inp, it = current
@@ -257,10 +263,8 @@ class Whisper:
                 batch += take
                 if rest:  # keep what does not fit this batch for the next round
                     pool[lang] = [p for w in rest for p in w.pieces]
-            pooled_s -= sum(w.length - (len(w.pieces) - 1) * opts.gap_s for w in batch)
             judged = [w.language is None for w in batch]
-            requeue, held_s = self._decode(batch, inputs, opts, pool, prior)
-            pooled_s += held_s
+            requeue = self._decode(batch, inputs, opts, pool, prior)
             # 4. bookkeeping: pieces released, progress
             for w, was_judged in zip(batch, judged):
                 for p in w.pieces:
@@ -271,13 +275,36 @@ class Whisper:
                         inp.outstanding -= 1
                     progress(inp, p.start + p.duration)
             for p in requeue:
-                inputs[p.file].outstanding += 1
-                pool.setdefault(inputs[p.file].language, []).append(p)
-                pooled_s += p.duration
+                inp = inputs[p.file]
+                for q in self._settle(inp, [p]):
+                    inp.outstanding += 1
+                    pool.setdefault(inp.language, []).append(q)
             for inp in inputs:
                 if inp is not None and self._finished(inp) and inp.error is None:
                     progress(inp, inp.duration)
             yield
+
+    @staticmethod
+    def _pooled(pool, own: list[Window], inputs: list[_Input | None]) -> float:
+        """Seconds of speech read and not yet decoded (pool, own windows, inputs' waiting and held)."""
+        total = sum(p.duration for pieces in pool.values() for p in pieces)
+        total += sum(p.duration for w in own for p in w.pieces)
+        return total + sum(p.duration for inp in inputs if inp is not None for p in inp.waiting + inp.held)
+
+    @staticmethod
+    def _settle(inp: _Input, pieces: list[Piece]) -> list[Piece]:
+        """Pieces of an input whose language is now known: those already decoded in that language
+        (``_Input.provisional``) keep that result (only their tails are returned, to be decoded);
+        the others are returned as they are."""
+        out = []
+        for p in pieces:
+            found = inp.provisional.pop(p.start, None)
+            if found is not None and found[0] == inp.language:
+                inp.segments.extend((seg.start, seg) for seg in found[1])
+                out += found[2]
+            else:
+                out.append(p)
+        return out
 
     # ------------------------------------------------------------------ language (voxa.langid)
     def _known(self, inp: _Input, lang: str, prob: float, source: str, pool, prior: Counter) -> None:
@@ -285,7 +312,7 @@ class Whisper:
         inp.language, inp.language_probability, inp.language_source = lang, round(prob, 4), source
         if source in ("detected", "voted"):
             prior[lang] += 1
-        release = inp.held + inp.waiting
+        release = self._settle(inp, inp.held) + inp.waiting
         inp.held, inp.waiting, inp.more = [], [], False
         inp.outstanding += len(release)
         pool.setdefault(lang, []).extend(release)
@@ -313,11 +340,13 @@ class Whisper:
                                             hint=opts.language_hint), pool, prior)
 
     def _judge(self, windows: list[Window], encoder_output, inputs: list[_Input], opts: Options, pool,
-               prior: Counter) -> tuple[list[Piece], list[set[int]], float]:
+               prior: Counter) -> tuple[list[Piece], list[set[int]], list[set[int]]]:
         """Language of the windows with none (voxa.langid): evidence for their inputs, decisions,
         then each window's language (that of most of its speech whose input is decided). Returns
-        the pieces to queue again in their input's language, the pieces of each window not to be
-        decoded with it, and the seconds of speech held back for inputs still unsure."""
+        the pieces to queue again in their input's language, and for each window the pieces whose
+        words are not its result: all of them (``skip``), and among them those of inputs still
+        unsure (``hold``: held back, their words kept in case the input turns out to be in the
+        window's language)."""
         import ctranslate2
 
         model = self.model.model
@@ -381,7 +410,7 @@ class Whisper:
             else:
                 self._known(inp, *langid.decide(inp.vote, allowed=opts.languages, prior=prior,
                                                 hint=opts.language_hint), pool, prior)
-        requeue, skip, held_s = [], [set() for _ in windows], 0.0
+        requeue, skip, hold = [], [set() for _ in windows], [set() for _ in windows]
         for i in rows:
             w = windows[i]
             speech = Counter()
@@ -399,8 +428,8 @@ class Whisper:
                     requeue.append(p)
                 else:
                     inp.held.append(p)
-                    held_s += p.duration
-        return requeue, skip, held_s
+                    hold[i].add(k)
+        return requeue, skip, hold
 
     def _pieces(self, source, inp: _Input, opts: Options) -> Iterator[Piece]:
         """Speech regions of one input as Pieces; records its duration; errors end the input."""
@@ -428,25 +457,24 @@ class Whisper:
         return Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=language)
 
     def _decode(self, windows: list[Window], inputs: list[_Input], opts: Options, pool, prior: Counter
-                ) -> tuple[list[Piece], float]:
+                ) -> list[Piece]:
         """Decode a batch of windows; results go to their inputs. Windows with no language are
-        judged first (``_judge``). Returns the pieces (or tails) to be decoded again, and the
-        seconds of speech held back for inputs still unsure of their language."""
+        judged first (``_judge``). Returns the pieces (or tails) to be decoded again."""
         fe = self.model.feature_extractor
         frames = encoder_frames(max(w.length for w in windows))
         feats = np.stack([fe(w.audio()[: frames * 160], padding=0)[:, :frames] for w in windows]).astype(np.float32)
         encoder_output = self.model.encode(feats)
         requeue: list[Piece] = []
         skip: list[set[int]] = [set() for _ in windows]
-        held_s = 0.0
+        hold: list[set[int]] = [set() for _ in windows]
         if any(w.language is None for w in windows):
-            requeue, skip, held_s = self._judge(windows, encoder_output, inputs, opts, pool, prior)
-        live = [i for i, w in enumerate(windows) if w.language is not None and len(skip[i]) < len(w.pieces)]
+            requeue, skip, hold = self._judge(windows, encoder_output, inputs, opts, pool, prior)
+        live = [i for i, w in enumerate(windows) if w.language is not None and len(skip[i] - hold[i]) < len(w.pieces)]
         if not live:
-            return requeue, held_s
+            return requeue
         if len(live) < len(windows):
             encoder_output = self._slice(encoder_output, live)
-        windows, skip = [windows[i] for i in live], [skip[i] for i in live]
+        windows, skip, hold = [windows[i] for i in live], [skip[i] for i in live], [hold[i] for i in live]
         prompts, tokenizers = [], []
         for w in windows:
             tok = self.tokenizer(w.language, opts.task)
@@ -462,6 +490,7 @@ class Whisper:
             return_scores=True, return_no_speech_prob=True, suppress_blank=True,
             suppress_tokens=[-1], max_initial_timestamp_index=50,
         )
+        decoded = []  # (window index, tokens, segments, complete, stats)
         for i, (w, res) in enumerate(zip(windows, results)):
             tokens = res.sequences_ids[0]
             avg_logprob = res.scores[0] / (len(tokens) + 1)
@@ -474,11 +503,25 @@ class Whisper:
                 tokens = res.sequences_ids[0]
             if res.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold:
                 continue  # Whisper's own silence rule: nothing said here
-            requeue += self._emit(w, i, tokens, tokenizers[i], encoder_output, frames, opts, inputs, dict(
+            segs, complete = self._segments(w, tokens, tokenizers[i], frames, opts)
+            decoded.append((i, tokens, segs, complete, dict(
                 avg_logprob=round(float(avg_logprob), 4), no_speech_prob=round(float(res.no_speech_prob), 4),
                 compression_ratio=round(guards.compression_ratio(tokenizers[i].decode(tokens)), 3),
-                temperature=temperature), skip[i])
-        return requeue, held_s
+                temperature=temperature)))
+        # Word times: one alignment call per window. A batched call (faster-whisper carries its
+        # last_speech_timestamp from one window into the next) moved words, and the piper:joe
+        # TTS round trip rose over its 3% WER guard (3.3-4.4%).
+        for i, _, segs, _, _ in decoded:
+            w = windows[i]
+            needs_words = opts.word_timestamps or not opts.timestamps or (
+                len(w.pieces) > 1 and any(w.spans_join(x["start"], x["end"]) for x in segs))
+            if needs_words and any(x["text"].strip() for x in segs):
+                view = self._slice(encoder_output, i) if len(windows) > 1 else encoder_output
+                self.model.add_word_timestamps([segs], tokenizers[i], view, [frames], _PREPEND, _APPEND, 0.0)
+        for i, tokens, segs, complete, stats in decoded:
+            requeue += self._emit(windows[i], tokens, tokenizers[i], segs, complete, opts, inputs, stats,
+                                  skip[i], hold[i])
+        return requeue
 
     @staticmethod
     def _slice(encoder_output, rows: int | list[int]):
@@ -512,10 +555,9 @@ class Whisper:
             hotwords=None,
         )
 
-    def _emit(self, w: Window, i: int, tokens, tok, encoder_output, frames: int, opts: Options, inputs,
-              stats, skip: set[int] = frozenset()) -> list[Piece]:
-        """A decoded window's segments to their inputs (but not those of pieces in ``skip``, which
-        belong to another language); returns what is to be decoded again."""
+    def _segments(self, w: Window, tokens, tok, frames: int, opts: Options) -> tuple[list[dict], bool]:
+        """A decoded window's tokens as faster-whisper segment dicts (window time), and whether
+        the last one is complete."""
         if opts.timestamps:
             segs, _, complete = self.model._split_segments_by_timestamps(
                 tokenizer=tok, tokens=tokens, time_offset=0.0, segment_size=frames,
@@ -526,12 +568,13 @@ class Whisper:
             s["text"] = tok.decode([t for t in s["tokens"] if t < tok.eot])
             s["start"], s["end"] = min(s["start"], w.length), min(max(s["end"], s["start"]), w.length)
             s["seek"] = 0
-        needs_words = opts.word_timestamps or not opts.timestamps or (
-            len(w.pieces) > 1 and any(w.spans_join(s["start"], s["end"]) for s in segs))
-        if needs_words and any(s["text"].strip() for s in segs):
-            view = self._slice(encoder_output, i) if np.asarray(encoder_output).shape[0] > 1 else encoder_output
-            self.model.add_word_timestamps(
-                [segs], tok, view, [frames], _PREPEND, _APPEND, 0.0)
+        return segs, complete
+
+    def _emit(self, w: Window, tokens, tok, segs: list[dict], complete: bool, opts: Options, inputs,
+              stats, skip: set[int] = frozenset(), hold: set[int] = frozenset()) -> list[Piece]:
+        """A decoded window's segments (with words where aligned) to their inputs (but not those
+        of pieces in ``skip``, which belong to another language; those in ``hold`` are kept aside
+        in ``_Input.provisional`` for their unsure input); returns what is to be decoded again."""
         # How far the decoder got (Whisper's seek): an unfinished last segment is dropped and
         # speech the decoder skipped after it stopped is queued to be decoded again.
         stamps = [t for t in tokens if t >= tok.timestamp_begin]
@@ -541,15 +584,30 @@ class Whisper:
             words = [x for s in segs for x in s.get("words") or []]
             reached = words[-1]["end"] if words else 0.0
         rest = leftovers(w, reached, min_rest=1.0 if complete else 0.3, voiced=_voiced)
-        unpacked = [(k, seg) for k, seg in unpack(w, segs, stats) if k not in skip]
-        redo = starved(w, unpacked) - set(skip)
+        unpacked = [(k, seg) for k, seg in unpack(w, segs, stats) if k not in skip or k in hold]
+        hungry = starved(w, unpacked)
+        redo = hungry - set(skip)
         for k in skip:
             p = w.pieces[k]
+            tails = [r for r in rest if r.file == p.file and p.start <= r.start < p.start + p.duration]
             rest = [r for r in rest if not (r.file == p.file and p.start <= r.start < p.start + p.duration)]
+            if k in hold and k not in hungry:
+                inp = inputs[p.file]
+                if inp is not None:
+                    kept = [seg for j, seg in unpacked if j == k]
+                    for seg in kept if not opts.word_timestamps else ():
+                        seg.words = None
+                    inp.provisional[p.start] = (w.language, kept, tails)
+        unpacked = [(k, seg) for k, seg in unpacked if k not in skip]
+        # The decoder ended the window early (no words from some piece on: Whisper took a gap
+        # for the end): those pieces are packed again. A piece skipped in the middle of the
+        # window's speech is decoded alone.
+        spoken = {k for k, seg in unpacked if seg.text.strip()}
+        early = set(range(max(spoken, default=-1) + 1, len(w.pieces)))
         for k in redo:
             p = w.pieces[k]
             rest = [r for r in rest if not (r.file == p.file and p.start <= r.start < p.start + p.duration)]
-            rest.append(Piece(p.file, p.start, p.audio, p.retries + 1, solo=True))
+            rest.append(Piece(p.file, p.start, p.audio, p.retries + 1, solo=k not in early))
         for k, seg in unpacked:
             if k in redo:
                 continue
