@@ -584,7 +584,8 @@ class Whisper:
             words = [x for s in segs for x in s.get("words") or []]
             reached = words[-1]["end"] if words else 0.0
         rest = leftovers(w, reached, min_rest=1.0 if complete else 0.3, voiced=_voiced)
-        unpacked = [(k, seg) for k, seg in unpack(w, segs, stats) if k not in skip or k in hold]
+        every = unpack(w, segs, stats)
+        unpacked = [(k, seg) for k, seg in every if k not in skip or k in hold]
         hungry = starved(w, unpacked)
         redo = hungry - set(skip)
         for k in skip:
@@ -602,7 +603,7 @@ class Whisper:
         # The decoder ended the window early (no words from some piece on: Whisper took a gap
         # for the end): those pieces are packed again. A piece skipped in the middle of the
         # window's speech is decoded alone.
-        spoken = {k for k, seg in unpacked if seg.text.strip()}
+        spoken = {k for k, seg in every if seg.text.strip()}
         early = set(range(max(spoken, default=-1) + 1, len(w.pieces)))
         for k in redo:
             p = w.pieces[k]
