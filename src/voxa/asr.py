@@ -587,18 +587,16 @@ class Whisper:
         every = unpack(w, segs, stats)
         unpacked = [(k, seg) for k, seg in every if k not in skip or k in hold]
         hungry = starved(w, unpacked)
-        redo = hungry - set(skip)
+        redo = hungry - skip
+        if not opts.word_timestamps:
+            for _, seg in unpacked:
+                seg.words = None
         for k in skip:
             p = w.pieces[k]
-            tails = [r for r in rest if r.file == p.file and p.start <= r.start < p.start + p.duration]
-            rest = [r for r in rest if not (r.file == p.file and p.start <= r.start < p.start + p.duration)]
-            if k in hold and k not in hungry:
-                inp = inputs[p.file]
-                if inp is not None:
-                    kept = [seg for j, seg in unpacked if j == k]
-                    for seg in kept if not opts.word_timestamps else ():
-                        seg.words = None
-                    inp.provisional[p.start] = (w.language, kept, tails)
+            tails = [r for r in rest if _part_of(r, p)]
+            rest = [r for r in rest if not _part_of(r, p)]
+            if k in hold and k not in hungry and inputs[p.file] is not None:
+                inputs[p.file].provisional[p.start] = (w.language, [seg for j, seg in unpacked if j == k], tails)
         unpacked = [(k, seg) for k, seg in unpacked if k not in skip]
         # The decoder ended the window early (no words from some piece on: Whisper took a gap
         # for the end): those pieces are packed again. A piece skipped in the middle of the
@@ -607,7 +605,7 @@ class Whisper:
         early = set(range(max(spoken, default=-1) + 1, len(w.pieces)))
         for k in redo:
             p = w.pieces[k]
-            rest = [r for r in rest if not (r.file == p.file and p.start <= r.start < p.start + p.duration)]
+            rest = [r for r in rest if not _part_of(r, p)]
             rest.append(Piece(p.file, p.start, p.audio, p.retries + 1, solo=k not in early))
         for k, seg in unpacked:
             if k in redo:
@@ -615,8 +613,6 @@ class Whisper:
             inp = inputs[w.pieces[k].file]
             if inp is None:
                 continue
-            if not opts.word_timestamps:
-                seg.words = None
             inp.segments.append((seg.start, seg))
         return rest
 
@@ -712,6 +708,11 @@ def encoder_frames(seconds: float) -> int:
     encoder's cost falls with it; a short clip padded to 30 s spends most of it on silence."""
     need = int(seconds * 100) + 100
     return next((c for c in _ENCODER_WINDOWS if need <= c), 3000)
+
+
+def _part_of(tail: Piece, piece: Piece) -> bool:
+    """Is ``tail`` (a leftover) a stretch of ``piece``?"""
+    return tail.file == piece.file and piece.start <= tail.start < piece.start + piece.duration
 
 
 def _voiced(audio: np.ndarray) -> bool:
