@@ -291,3 +291,37 @@ def test_unsure_language_falls_back_to_prior_then_hint(eval_dir, base):
         base.transcribe(odd, languages=("en", "xx"))
     with pytest.raises(InputError):
         base.transcribe(odd, languages=("en",), language_hint="de")
+
+
+def test_a_window_ended_early_is_decoded_on_not_again(eval_dir, base, monkeypatch):
+    """Whisper takes a 1 s join of silence for the end of the audio now and then (2 of the
+    16 windows of the 60 files): the decoder goes on in the same encoder output, with its own
+    words forced as the prefix, so no stretch of speech goes through the encoder twice (they
+    were queued again and packed into a third batch of windows before)."""
+    import voxa.asr
+
+    files, refs = librispeech(eval_dir)
+    decoded: list[tuple[int, float, float]] = []  # (input, start, end) of every piece decoded
+    real = voxa.asr.unpack
+
+    def unpack(window, *a, **kw):
+        decoded.extend((p.file, p.start, p.start + p.duration) for p in window.pieces)
+        return real(window, *a, **kw)
+
+    monkeypatch.setattr(voxa.asr, "unpack", unpack)
+    out = list(base.transcribe_many(files, language="en"))
+    twice = [(a, b) for n, a in enumerate(decoded) for b in decoded[n + 1:]
+             if a[0] == b[0] and a[1] < b[2] and b[1] < a[2]]
+    assert not twice, twice
+    # no input lost its words on the way (and the WER guard of test_librispeech_wer_guard)
+    short = [(r, t.text) for r, t in zip(refs, out) if len(_norm(t.text).split()) < 0.7 * len(r.split())]
+    assert not short and wer(refs, [_norm(t.text) for t in out]) < 0.16, short
+
+
+def test_avg_logprob_is_whispers(eval_dir, base):
+    """avg_logprob (JSON output; the temperature-fallback and silence rules read it) is the
+    mean log-probability per token: CTranslate2's score comes divided by the length already,
+    and dividing it again gave about -0.005 for any speech, so neither rule could fire."""
+    t = base.transcribe(eval_dir / "faster-whisper/jfk.flac", language="en")
+    probs = [s.avg_logprob for s in t.segments]
+    assert probs and all(-1.0 < p < -0.02 for p in probs), probs

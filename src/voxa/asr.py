@@ -493,7 +493,7 @@ class Whisper:
         decoded = []  # (window index, tokens, segments, complete, stats)
         for i, (w, res) in enumerate(zip(windows, results)):
             tokens = res.sequences_ids[0]
-            avg_logprob = res.scores[0] / (len(tokens) + 1)
+            avg_logprob = _avg_logprob(res.scores[0], len(tokens))
             text = tokenizers[i].decode(tokens).strip()
             temperature = 0.0
             if self._doubtful(text, avg_logprob, res.no_speech_prob, opts):
@@ -512,16 +512,61 @@ class Whisper:
         # last_speech_timestamp from one window into the next) moved words, and the piper:joe
         # TTS round trip rose over its 3% WER guard (3.3-4.4%).
         for i, _, segs, _, _ in decoded:
-            w = windows[i]
-            needs_words = opts.word_timestamps or not opts.timestamps or (
-                len(w.pieces) > 1 and any(w.spans_join(x["start"], x["end"]) for x in segs))
-            if needs_words and any(x["text"].strip() for x in segs):
-                view = self._slice(encoder_output, i) if len(windows) > 1 else encoder_output
-                self.model.add_word_timestamps([segs], tokenizers[i], view, [frames], _PREPEND, _APPEND, 0.0)
+            self._align(windows[i], segs, tokenizers[i], encoder_output, i, len(windows), frames, opts)
+        if not opts.timestamps:
+            decoded = self._resume(decoded, windows, encoder_output, prompts, tokenizers, frames, opts, max_length)
         for i, tokens, segs, complete, stats in decoded:
             requeue += self._emit(windows[i], tokens, tokenizers[i], segs, complete, opts, inputs, stats,
                                   skip[i], hold[i])
         return requeue
+
+    def _align(self, w: Window, segs, tok, encoder_output, i: int, n: int, frames: int, opts: Options) -> None:
+        needs_words = opts.word_timestamps or not opts.timestamps or (
+            len(w.pieces) > 1 and any(w.spans_join(x["start"], x["end"]) for x in segs))
+        if needs_words and any(x["text"].strip() for x in segs):
+            view = self._slice(encoder_output, i) if n > 1 else encoder_output
+            self.model.add_word_timestamps([segs], tok, view, [frames], _PREPEND, _APPEND, 0.0)
+
+    def _resume(self, decoded, windows, encoder_output, prompts, tokenizers, frames, opts, max_length,
+                rounds: int = 2):
+        """Whisper ends a packed window early when it takes a join of silence for the end of
+        the audio. Rather than encoding the speech it never reached again, in a window of its
+        own, the decoder goes on over the same encoder output: its own tokens are forced as
+        the prefix (CTranslate2 then bars the end token at the first free step)."""
+        refused: set[int] = set()
+        for _ in range(rounds):
+            todo = []
+            for n, (i, tokens, segs, complete, stats) in enumerate(decoded):
+                w = windows[i]
+                words = [x for s in segs for x in s.get("words") or []]
+                if not words or not tokens or n in refused:
+                    continue
+                reached = words[-1]["end"]
+                if any(off > reached and p.duration >= 1.0 and p.retries < 2 and _voiced(p.audio)
+                       for p, off in zip(w.pieces, w.offsets)):
+                    todo.append(n)
+            if not todo:
+                break
+            rows = [decoded[n][0] for n in todo]
+            view = self._slice(encoder_output, rows) if len(rows) < len(windows) else encoder_output
+            heads = [list(decoded[n][1]) for n in todo]
+            results = self.model.model.generate(
+                view, [prompts[i] + h for i, h in zip(rows, heads)], beam_size=opts.beam_size,
+                max_length=min(self.model.max_length, max_length + max(map(len, heads))),
+                return_scores=True, suppress_blank=True, suppress_tokens=[-1])
+            for n, head, res in zip(todo, heads, results):
+                i, tokens, segs, complete, stats = decoded[n]
+                tok = tokenizers[i]
+                seq = list(res.sequences_ids[0])
+                text = tok.decode([t for t in seq[len(head):] if t < tok.eot])
+                if (not text.strip() or _avg_logprob(res.scores[0], len(seq) - len(head)) < opts.log_prob_threshold
+                        or guards.compression_ratio(tok.decode(seq)) > opts.compression_ratio_threshold):
+                    refused.add(n)
+                    continue  # as before: what it did not reach is queued again (_emit)
+                segs, complete = self._segments(windows[i], seq, tok, frames, opts)
+                self._align(windows[i], segs, tok, encoder_output, i, len(windows), frames, opts)
+                decoded[n] = (i, seq, segs, complete, stats)
+        return decoded
 
     @staticmethod
     def _slice(encoder_output, rows: int | list[int]):
@@ -661,7 +706,7 @@ class Whisper:
         for i, res in enumerate(results):
             tokens = res.sequences_ids[0]  # the prefix's tokens included
             text = toks[langs[i]].decode(tokens)
-            avg_logprob = res.scores[0] / (len(tokens) + 1)
+            avg_logprob = _avg_logprob(res.scores[0], len(tokens))
             silent = res.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold
             if silent or not text.strip() or guards.compression_ratio(text) > opts.compression_ratio_threshold:
                 tokens = []
@@ -708,6 +753,12 @@ def encoder_frames(seconds: float) -> int:
     encoder's cost falls with it; a short clip padded to 30 s spends most of it on silence."""
     need = int(seconds * 100) + 100
     return next((c for c in _ENCODER_WINDOWS if need <= c), 3000)
+
+
+def _avg_logprob(score: float, n: int) -> float:
+    """Whisper's avg_logprob from a CTranslate2 score, which comes divided by the length
+    (length_penalty 1): the sum over the tokens and the end token, divided by their number."""
+    return score * n / (n + 1)
 
 
 def _part_of(tail: Piece, piece: Piece) -> bool:
