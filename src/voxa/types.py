@@ -18,6 +18,7 @@ class Word:
     word: str
     probability: float
     speaker: str | None = None
+    speakers: list[str] | None = None  # everyone heard, when the word lies in overlapped speech
 
 
 @dataclass

@@ -40,7 +40,7 @@ def diarize(
     try:
         d.check(num_speakers, min_speakers, max_speakers, channels)
         if channels == "mix":
-            d.embedder()  # without the extra: its one-line error, before any audio is read
+            d.ready()  # without the extra: its one-line error, before any audio is read
         result = d.diarize(file, num_speakers=num_speakers, min_speakers=min_speakers,
                            max_speakers=max_speakers, channels=channels, max_duration=limit(max_duration))
         for w in result.warnings:

@@ -35,6 +35,15 @@ def _line(msg: dict, tty: bool) -> None:
             else:
                 out.print(f"interim {span}  {text}", markup=False)
             return
+        words = msg["channel"]["alternatives"][0].get("words") or []
+        if any("speaker" in w for w in words):  # diarize: the speaker before each run of their words
+            parts, last = [], None
+            for w in words:
+                if w.get("speaker") != last:
+                    last = w.get("speaker")
+                    parts.append(f"[S{last}]")
+                parts.append(w.get("punctuated_word") or w["word"])
+            text = " ".join(parts)
         mark = "final*" if msg["speech_final"] else "final "
         if tty:
             sys.stdout.write("\r\x1b[K")
@@ -48,6 +57,8 @@ def _query(model: Optional[str], opts: dict) -> dict:
     q = {"encoding": "linear16", "sample_rate": 16000, "channels": 1,
          "interim_results": str(opts["interim_results"]).lower(),
          "vad_events": str(opts["vad_events"]).lower()}
+    if opts.get("diarize"):
+        q["diarize"] = "true"
     if "endpointing_ms" in opts:
         q["endpointing"] = "false" if opts["endpointing_ms"] is None else opts["endpointing_ms"]
     for key, value in (("model", model), ("language", opts["language"]), ("utterance_end_ms", opts["utterance_end_ms"])):
@@ -120,6 +131,7 @@ def listen(
     endpointing: Optional[str] = typer.Option(None, "--endpointing", help="Silence (ms) that ends an utterance, or false (default 400)."),
     utterance_end_ms: Optional[int] = typer.Option(None, "--utterance-end-ms", min=500),
     vad_events: bool = typer.Option(False, "--vad-events", help="Also report SpeechStarted."),
+    diarize: bool = typer.Option(False, "--diarize", help="Label the words of finals with speakers (the diarize extra)."),
     speed: float = typer.Option(1.0, "--speed", min=0.0, help="Playback pace: 1 = real time, 2 = twice as fast, 0 = as fast as possible."),
     as_json: bool = typer.Option(False, "--json", help="Print the raw JSON messages, one per line."),
 ):
@@ -132,6 +144,12 @@ def listen(
         if not Path(file).exists():
             fail(f"{file}: no such file")
     opts = dict(interim_results=interim, vad_events=vad_events, language=language, utterance_end_ms=utterance_end_ms)
+    if diarize:
+        from .. import diarization
+
+        if diarization.missing() is not None and not url:
+            fail(f"--diarize needs the diarize extra ({diarization.missing()} is missing): pip install 'voxa[diarize]'")
+        opts["diarize"] = True
     if endpointing is not None:  # else the default of the stream options, or of the server with --url
         opts["endpointing_ms"] = None if endpointing == "false" else int(endpointing)
     tty = sys.stdout.isatty() and not as_json

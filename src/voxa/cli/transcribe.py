@@ -71,7 +71,7 @@ def transcribe(
 
             dz.check(channels=channels, **speakers)
             if channels == "mix":
-                dz.embedder()  # without the extra, fail now rather than once per file
+                dz.ready()  # without the extra, fail now rather than once per file
             if "-" in files:
                 files = [f if f != "-" else sys.stdin.buffer.read() for f in files]
         elif channels != "mix" or any(v is not None for v in speakers.values()):

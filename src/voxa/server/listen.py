@@ -112,7 +112,17 @@ def parse(q, config) -> tuple[str, StreamOptions, dict]:
         endpointing_ms=_int(q, "endpointing", 10, 10000, ENDPOINTING_MS, allow_false=True),
         utterance_end_ms=_int(q, "utterance_end_ms", 500, 10000, None),
         vad_events=_flag(q, "vad_events", False),
+        # Deepgram's diarize=true, or diarize_model (which turns it on and names a version)
+        diarize=_flag(q, "diarize", False) or (q.get("diarize_model") or "").lower() in ("latest", "v1"),
     )
+    if (q.get("diarize_model") or "").lower() not in ("", "latest", "v1"):
+        raise Refused(400, f"unsupported diarize_model {q.get('diarize_model')!r}: use latest or v1", "diarize_model")
+    if opts.diarize:
+        from ..speakers import missing
+
+        if (lack := missing()) is not None:
+            raise Refused(400, f"diarize needs the diarize extra on this server ({lack} is missing): "
+                               "pip install 'voxa[diarize]'", "diarize")
     if opts.endpointing_ms is not None:
         opts.endpointing_ms = max(opts.endpointing_ms, 64)  # the voice detector judges 32 ms frames
     return _model_name(q, config), opts, {"encoding": encoding, "sample_rate": rate, "channels": channels}

@@ -81,7 +81,8 @@ def verbose(t: Transcript, words: bool) -> dict:
                         | ({"speaker": s.speaker} if spk else {}) for s in t.segments]}
     if words:
         out["words"] = [{"word": w.word.strip(), "start": w.start, "end": w.end}
-                        | ({"speaker": w.speaker} if spk else {}) for w in t.words]
+                        | ({"speaker": w.speaker} if spk else {})
+                        | ({"speakers": w.speakers} if spk and w.speakers else {}) for w in t.words]
     if spk:
         d = t.speakers.to_dict()
         out["speakers"] = {k: d[k] for k in ("speakers", "turns", "overlaps", "warnings")}
@@ -102,7 +103,7 @@ def _speakers(diarize: bool, num: Optional[int], lo: Optional[int], hi: Optional
         diarization.check(num, lo, hi)
     except InputError as e:
         raise APIError(400, str(e), "invalid_request", "num_speakers" if num is not None else "min_speakers") from None
-    diarization.embedder()  # loaded once; without the diarize extra: a clear 400 before any upload work
+    diarization.ready()  # loaded once; without the diarize extra: a clear 400 before any upload work
     return hints
 
 

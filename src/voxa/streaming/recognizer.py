@@ -64,6 +64,7 @@ class StreamOptions:
     silence_end_ms: int = 1000  # with endpointing off, silence that still closes an utterance
     lookback_s: float = 10.0  # finals are decoded with up to this much of the preceding speech (0: off)
     final_beam: int | None = None  # beam for finals; None: 1 below _BEAM_FROM_MS endpointing, else 3
+    diarize: bool = False  # speaker labels on the words of finals (voxa.streaming.speakers; the diarize extra)
 
     def beam(self) -> int:
         """The beam finals are decoded with. Greedy when endpointing is short: there beam 3 measured
@@ -109,7 +110,12 @@ class Recognizer:
     def __init__(self, scheduler: Scheduler, emit: Callable[[Event], None], options: StreamOptions | None = None):
         self.opts = o = options or StreamOptions()
         self.scheduler = scheduler
-        self.emit = emit
+        self.labeller = None
+        if o.diarize:  # finals pass through a worker that labels their words' speakers, in order
+            from .speakers import Labeller
+
+            self.labeller = Labeller(emit)
+        self.emit = self.labeller or emit
         self.language = o.language
         self.samples = 0  # received so far: the stream clock
         self._vad = StreamingVad()
@@ -143,6 +149,8 @@ class Recognizer:
         with self._lock:
             if self.closed:
                 raise RuntimeError("stream is closed")
+            if self.labeller is not None:
+                self.labeller.feed(samples)
             buf = np.concatenate([self._rest, samples.astype(np.float32, copy=False)])
             n = buf.size // FRAME * FRAME
             self._rest = buf[n:]
@@ -399,6 +407,8 @@ class Recognizer:
                 self._end_utterance(speech_final=False)
         self.scheduler.notify()
         ok = self.wait(timeout)
+        if self.labeller is not None:  # its last finals go out before close returns
+            self.labeller.close(timeout)
         self.abort()
         return ok
 
@@ -413,6 +423,8 @@ class Recognizer:
             self.closed = True
             self.queue.clear()
             self._utt = []
+        if self.labeller is not None:
+            self.labeller.close(0)
         self.scheduler.unregister(self)
 
     @property

@@ -16,7 +16,8 @@ def message(event: Event, *, request_id: str = "", model: str = "") -> dict:
     if isinstance(event, UtteranceEnd):
         return {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": event.last_word_end}
     words = [{"word": w.word.strip().lower().strip(_PUNCT) or w.word.strip(), "start": w.start, "end": w.end,
-              "confidence": w.probability, "punctuated_word": w.word.strip()} for w in event.words]
+              "confidence": w.probability, "punctuated_word": w.word.strip()}
+             | ({"speaker": int(w.speaker.rsplit("_", 1)[-1])} if w.speaker else {}) for w in event.words]
     confidence = round(sum(w.probability for w in event.words) / len(event.words), 4) if event.words else 0.0
     return {
         "type": "Results", "channel_index": [0, 1], "start": event.start, "duration": event.duration,
