@@ -66,7 +66,6 @@ def test_models_list(client):
     (dict(input="x" * 5000), openai.APIStatusError, "limit is 4096"),
     (dict(response_format="ogg"), openai.BadRequestError, "response_format"),
     (dict(speed=9.0), openai.BadRequestError, "speed"),
-    (dict(instructions="whisper it"), openai.BadRequestError, "not supported"),
 ])
 def test_speech_bad_requests(client, kwargs, error, words):
     args = dict(model="tts-1", voice="heart", input="Hello.") | kwargs
@@ -76,6 +75,74 @@ def test_speech_bad_requests(client, kwargs, error, words):
     body = e.value.body
     assert set(body) >= {"message", "type", "param", "code"}  # OpenAI's error object
     assert client.models.list().data  # and the server keeps serving
+
+
+@pytest.mark.parametrize("name", ["alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
+                                  "shimmer", "verse", "marin", "cedar"])
+def test_every_openai_voice_name_speaks(client, name):
+    """Clients that only know OpenAI's voices (Pipecat's OpenAITTSService) get an installed voice:
+    female names hibari's heart, male ones Piper's joe; the header says which; nothing is fetched."""
+    from voxa.tts.openai_voices import FEMALE
+
+    with client.audio.speech.with_streaming_response.create(model="gpt-4o-mini-tts", voice=name, input="Hello.",
+                                                            response_format="pcm") as resp:
+        audio_bytes = b"".join(resp.iter_bytes())
+        voice = resp.headers["x-voxa-voice"]
+    assert voice == ("hibari:heart" if name in FEMALE else "piper:joe")
+    assert len(audio_bytes) > 0.3 * 24000 * 2
+
+
+def test_voices_list_and_voice_map(url):
+    import json
+    import urllib.request
+
+    got = json.loads(urllib.request.urlopen(f"{url}/v1/audio/voices").read())["data"]
+    ids = {v["id"]: v for v in got}
+    assert "hibari:heart" in ids and ids["alloy"]["voice"] == "hibari:heart" and ids["onyx"]["voice"] == "piper:joe"
+    mapped = start(ServerConfig(api_keys=(), voice_map={"alloy": "piper:joe"}))
+    c = openai.OpenAI(base_url=f"{mapped}/v1", api_key="unused", max_retries=0)
+    with c.audio.speech.with_streaming_response.create(model="tts-1", voice="alloy", input="Hi.") as resp:
+        assert resp.headers["x-voxa-voice"] == "piper:joe"
+
+
+def test_speech_instructions_are_applied_where_an_engine_can(client):
+    """OpenAI's own example sends instructions with gpt-4o-mini-tts: never a 400. Pace words
+    become the speed (when the request sets none); the header says what was applied."""
+    text = "One two three four five six."
+    plain = client.audio.speech.create(model="gpt-4o-mini-tts", voice="coral", input=text, response_format="pcm")
+    with client.audio.speech.with_streaming_response.create(
+            model="gpt-4o-mini-tts", voice="coral", input=text, response_format="pcm",
+            instructions="Speak slowly, in a cheerful and positive tone.") as resp:
+        slow = b"".join(resp.iter_bytes())
+        assert resp.headers["x-voxa-instructions-applied"] == "speed=0.85"
+    assert len(slow) > 1.1 * len(plain.content)
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="heart", input="Hi.", instructions="Sound like a pirate.") as resp:
+        assert resp.headers["x-voxa-instructions-applied"] == "none"
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="heart", input="Hi.", speed=1.2, instructions="Speak slowly.") as resp:
+        assert resp.headers["x-voxa-instructions-applied"] == "none"  # the request's own speed wins
+
+
+def test_openai_transcription_model_names(client, eval_dir):
+    for name in ("gpt-transcribe", "gpt-4o-mini-transcribe-2025-12-15"):
+        assert client.models.retrieve(name).id == name
+        r = client.audio.transcriptions.create(model=name, file=("jfk.flac", (eval_dir / JFK).read_bytes()))
+        assert "ask not what your country" in r.text.lower()
+    assert client.models.retrieve("whisper-1").id == "whisper-1"
+
+
+def test_transcription_logprobs(client, eval_dir):
+    """include=["logprobs"] (json, as OpenAI): one entry per word, log-probabilities <= 0;
+    with another format it is a clear 400, never silently ignored."""
+    r = client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("jfk.flac", (eval_dir / JFK).read_bytes()),
+                                           response_format="json", include=["logprobs"])
+    lp = r.logprobs
+    assert len(lp) >= 20 and all(x.logprob <= 0 for x in lp)
+    assert "".join(x.token for x in lp).strip().lower().startswith("and so my fellow americans")
+    with pytest.raises(openai.BadRequestError, match="logprobs"):
+        client.audio.transcriptions.create(model="whisper-1", file=("jfk.flac", (eval_dir / JFK).read_bytes()),
+                                           response_format="verbose_json", include=["logprobs"])
 
 
 def test_unknown_model_id(client):
@@ -204,10 +271,17 @@ def _two_speakers(eval_dir) -> tuple[bytes, float]:
     return audio.encode(np.concatenate([a, np.zeros(8000, np.float32), b]), 16000), (a.size + 4000) / 16000
 
 
+def _needs_diarize():
+    from voxa import diarization
+
+    if diarization.missing():
+        pytest.skip(f"the diarize extra is not installed ({diarization.missing()} is missing)")
+
+
 def test_transcription_with_speakers(client, eval_dir):
     """diarize=true: verbose_json labels segments and words; each speaker's words fall on their
     side of the change; srt carries the labels."""
-    pytest.importorskip("resemblyzer")
+    _needs_diarize()
     data, change = _two_speakers(eval_dir)
     r = client.audio.transcriptions.create(model="whisper-1", file=("two.wav", data), response_format="verbose_json",
                                            timestamp_granularities=["word"], extra_body={"diarize": True})
@@ -221,6 +295,22 @@ def test_transcription_with_speakers(client, eval_dir):
     srt = client.audio.transcriptions.create(model="whisper-1", file=("two.wav", data), response_format="srt",
                                              extra_body={"diarize": True, "num_speakers": 2})
     assert "[SPEAKER_00]" in srt and "[SPEAKER_01]" in srt
+
+
+def test_diarize_model_answers_diarized_json(client, eval_dir):
+    """model gpt-4o-transcribe-diarize with response_format diarized_json: OpenAI's shape, one
+    speaker per segment, named A and B in order of appearance."""
+    _needs_diarize()
+    data, change = _two_speakers(eval_dir)
+    r = client.audio.transcriptions.create(model="gpt-4o-transcribe-diarize", file=("two.wav", data),
+                                           response_format="diarized_json")
+    segs = r.segments
+    assert {s.speaker for s in segs} == {"A", "B"} and segs[0].speaker == "A"
+    assert all(s.type == "transcript.text.segment" for s in segs)
+    assert all(s.speaker == "A" for s in segs if s.end < change - 0.5)
+    assert all(s.speaker == "B" for s in segs if s.start > change + 0.5)
+    with pytest.raises(openai.BadRequestError, match="diarized_json"):
+        client.audio.transcriptions.create(model="whisper-1", file=("two.wav", data), response_format="diarized_json")
 
 
 @pytest.mark.parametrize("extra, words", [
@@ -330,3 +420,25 @@ def test_page_offers_speakers_only_when_the_server_can_diarize(monkeypatch):
     with urllib.request.urlopen(f"{url}/") as r:
         title, disabled = box.search(r.read().decode()).groups()
     assert disabled and "resemblyzer is missing" in title and "voxa[diarize]" in title
+
+
+def test_pipecat_openai_tts_service_speaks_through_voxa(url, base):
+    """Pipecat's OpenAITTSService, unmodified, sends only OpenAI voice names (alloy by default)
+    and asks for 24 kHz pcm: it now gets speech, and Whisper hears the text in it."""
+    pytest.importorskip("pipecat")
+    import asyncio
+
+    from pipecat.services.openai.tts import OpenAITTSService
+
+    async def speak() -> bytes:
+        svc = OpenAITTSService(api_key="none", base_url=f"{url}/v1", sample_rate=24000)
+        svc._sample_rate = 24000  # set by the pipeline's StartFrame when it runs in one
+        frames = [f async for f in svc.run_tts("The meeting starts at nine.", "ctx")]
+        assert all(type(f).__name__ == "TTSAudioRawFrame" for f in frames), frames
+        return b"".join(f.audio for f in frames)
+
+    pcm = np.frombuffer(asyncio.run(speak()), "<i2").astype(np.float32) / 32768
+    from voxa import audio
+
+    text = base.transcribe(audio.resample(pcm, 24000, 16000), language="en").text.lower()
+    assert "meeting starts at" in text

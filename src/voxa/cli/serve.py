@@ -50,6 +50,26 @@ def _models(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _voice_map(pairs: list[str]) -> dict[str, str]:
+    """--voice-map OPENAI=VOICE pairs, each checked now: an OpenAI name, and an installed voice."""
+    from ..errors import InputError
+    from ..tts.engine import resolve
+    from ..tts.openai_voices import NAMES, is_openai
+
+    out = {}
+    for pair in pairs:
+        name, sep, voice = (x.strip() for x in pair.partition("="))
+        if not sep or not name or not voice:
+            raise InputError(f"--voice-map takes OPENAI_NAME=VOICE, not {pair!r}")
+        if not is_openai(name):
+            raise InputError(f"--voice-map: {name!r} is not an OpenAI voice name ({', '.join(NAMES)})")
+        info = resolve(voice)
+        if not info.installed:
+            raise InputError(f"--voice-map: voice {info.id} is not installed")
+        out[name.lower()] = info.id
+    return out
+
+
 @app.command()
 def serve(
     host: str = HOST,
@@ -65,6 +85,8 @@ def serve(
     max_queue: int = typer.Option(8, "--max-queue", min=0, help="Requests waiting per model before 429."),
     max_models: int = typer.Option(3, "--max-models", min=1, help="Whisper models kept loaded."),
     max_streams: int = typer.Option(16, "--max-streams", min=1, help="Live streams at once."),
+    voice_map: Optional[List[str]] = typer.Option(None, "--voice-map", help="Map an OpenAI voice name to an "
+                                                  "installed voice, e.g. alloy=piper:joe (repeatable)."),
 ):
     """Serve the OpenAI-compatible audio API, the web page and the voice agent over HTTP."""
     from ..server import serve as run
@@ -72,7 +94,8 @@ def serve(
     try:
         config = server_config(host, port, api_key, allowed_host, allowed_origin, models=_models(model or []),
                                max_text_chars=max_text_chars, max_upload_mb=max_upload_mb, max_audio_s=max_audio_s,
-                               max_queue=max_queue, max_models=max_models, max_streams=max_streams)
+                               max_queue=max_queue, max_models=max_models, max_streams=max_streams,
+                               voice_map=_voice_map(voice_map or []))
     except VoxaError as e:
         fail(str(e))
     run(config)

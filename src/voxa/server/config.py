@@ -49,6 +49,8 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = field(default_factory=lambda: _env_list("VOXA_ALLOWED_ORIGINS"))
     # models a request may name besides the bundled ones: name -> local CTranslate2 folder
     models: dict[str, str] = field(default_factory=dict)
+    # OpenAI voice names the operator maps to installed voices (the rest: voxa.tts.openai_voices)
+    voice_map: dict[str, str] = field(default_factory=dict)
     max_models: int = 3               # Whisper models loaded at once (least recently used unloaded)
     max_queue: int = 8                # requests waiting per model (more: 429 with Retry-After)
     worker_threads: int = 40          # threads for sync routes, uploads and decoding (anyio's default)

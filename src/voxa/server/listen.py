@@ -1,7 +1,8 @@
 """WS /v1/listen: live recognition, shaped like Deepgram's live API.
 
-A client written for ``wss://api.deepgram.com/v1/listen`` (such as the article's StreamingASR)
-works by changing the URL. Query parameters: ``model``, ``language``, ``encoding`` (``linear16``
+A client written for ``wss://api.deepgram.com/v1/listen`` works by changing the URL (the
+article's StreamingASR listing, fixed to run with today's websockets, is
+examples/streaming_asr.py). Query parameters: ``model``, ``language``, ``encoding`` (``linear16``
 raw PCM with ``sample_rate`` and ``channels``; left out, or a container name such as ``webm`` or
 ``opus``, for containers like a browser MediaRecorder's WebM/Opus), ``interim_results``,
 ``endpointing`` (ms or ``false``), ``utterance_end_ms``, ``vad_events``. Parameters voxa has no use

@@ -15,8 +15,11 @@ from .errors import APIError
 
 router = APIRouter()
 CREATED = 1767225600  # 2026-01-01: models have no creation date of their own here
-#: OpenAI's transcription model names: they mean voxa's default Whisper
-ASR_ALIASES = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+#: OpenAI's transcription model names: they mean voxa's default Whisper (the diarize model also
+#: turns speaker labels on; Pipecat's OpenAI STT service sends gpt-transcribe)
+ASR_ALIASES = ("whisper-1", "gpt-transcribe", "gpt-4o-transcribe", "gpt-4o-mini-transcribe",
+               "gpt-4o-mini-transcribe-2025-12-15", "gpt-4o-transcribe-diarize")
+DIARIZE_MODEL = "gpt-4o-transcribe-diarize"
 
 
 def unknown(name: str) -> APIError:

@@ -62,16 +62,58 @@ def speech(req: SpeechRequest, request: Request):
     if req.model not in MODEL_ALIASES:
         raise APIError(404, f"unknown speech model {req.model!r}; use one of {', '.join(MODEL_ALIASES)}",
                        "model_not_found", "model")
-    if req.instructions:
-        raise APIError(400, "instructions (prompted speaking style) are not supported by voxa's engines",
-                       "unsupported_parameter", "instructions")
-    voice = tts.load_voice(voice_id(req.voice, MODEL_ALIASES[req.model]))
+    voice = tts.load_voice(voice_id(req.voice, MODEL_ALIASES[req.model], request.app.state.config.voice_map))
     settings = {"speed": req.speed} if req.speed is not None else {}
+    applied = {}
+    if req.instructions:  # never a reason to refuse: what an engine can do is done, and said
+        applied = instructed(req.instructions, voice.engine.settings, settings)
+        settings |= applied
     # pcm is 24 kHz 16-bit mono, as OpenAI documents it
     rate = 24000 if req.response_format == "pcm" else None
     # checks the input, then opens the synthesis: audited, its watermark payload fixed
     synthesis = voice.stream(req.input, sample_rate=rate, origin="server", actor=request.state.actor, **settings)
-    return _respond(synthesis, voice, req.response_format, rate or voice.sample_rate, request)
+    response = _respond(synthesis, voice, req.response_format, rate or voice.sample_rate, request)
+    if req.instructions:
+        response.headers["X-Voxa-Instructions-Applied"] = ",".join(f"{k}={v}" for k, v in applied.items()) or "none"
+    return response
+
+
+# pace words in OpenAI-style instructions ("Speak slowly and calmly.") -> a speed factor
+_PACE = ((("very slowly", "very slow"), 0.75), (("slowly", "slower", "slow ", "unhurried", "calm"), 0.85),
+         (("very quickly", "very fast"), 1.3), (("quickly", "faster", "fast", "brisk", "rapid", "hurried"), 1.15))
+
+
+def instructed(text: str, offered: dict, given: dict) -> dict:
+    """The settings an ``instructions`` text asks for that the voice's engine offers: today the
+    pace (speed), unless the request set ``speed`` itself. Style (tone, accent, emotion) has no
+    knob in voxa's engines and is left out; the response header says what was applied."""
+    low = " " + text.lower() + " "
+    if "speed" in given or "speed" not in offered:
+        return {}
+    for words, factor in _PACE:
+        if any(w in low for w in words):
+            return {"speed": factor}
+    return {}
+
+
+@router.get("/v1/audio/voices")
+def voices(request: Request):
+    """The voices this server speaks: every installed voice, and OpenAI's names with the voice
+    each one means here."""
+    from ..tts.engine import all_voices
+    from ..tts.openai_voices import default_map
+
+    mapped = default_map() | request.app.state.config.voice_map
+    out = [{"id": v.id, "name": v.name, "engine": v.engine, "language": v.language, "sample_rate": v.sample_rate}
+           for v in all_voices() if v.installed and get_engine_ok(v.engine)]
+    out += [{"id": name, "name": name, "voice": target, "openai": True} for name, target in sorted(mapped.items())]
+    return {"object": "list", "data": out}
+
+
+def get_engine_ok(name: str) -> bool:
+    from ..tts.engine import get_engine
+
+    return get_engine(name).missing() is None
 
 
 @router.post("/v1/audio/speech/clone")
@@ -103,12 +145,20 @@ async def speech_clone(request: Request, reference: UploadFile = File(...), cons
     return _respond(synthesis, voice, response_format, voice.sample_rate, request)
 
 
-def voice_id(name: str, engine: str | None) -> str:
+def voice_id(name: str, engine: str | None, voice_map: dict[str, str] | None = None) -> str:
     """The installed voice a request names, as its id (one cache entry per voice, however it is
     spelled). Over HTTP a voice is a name, never a file path, and a voice that is not installed
-    is refused rather than fetched."""
+    is refused rather than fetched. OpenAI's voice names mean the voices they are mapped to
+    (``voice_map``, else ``voxa.tts.openai_voices.default_map``)."""
     from ..tts.engine import resolve
+    from ..tts.openai_voices import default_map, is_openai
 
+    if is_openai(name) and not engine:
+        mapped = (voice_map or {}).get(name.lower()) or default_map().get(name.lower())
+        if mapped is None:
+            raise APIError(400, f"voice {name!r} is not mapped to an installed voice on this server",
+                           "voice_not_available", "voice")
+        name = mapped
     if name.lower().endswith(".onnx") or "/" in name or "\\" in name:
         raise APIError(400, f"voice {name[:100]!r} is not available on this server: a voice is a name "
                             "such as heart or piper:joe, not a file", "voice_not_available", "voice")

@@ -1,10 +1,13 @@
 """POST /v1/audio/transcriptions and /v1/audio/translations (OpenAI's shapes).
 
-Response formats json, text, srt, vtt and verbose_json; ``stream=true`` answers with
-server-sent events, one ``transcript.text.delta`` per segment and a final ``transcript.text.done``.
-``diarize=true`` (with ``num_speakers`` or ``min_speakers``/``max_speakers``; the diarize extra)
-labels segments and words with speakers: verbose_json gains ``speaker`` on each and a ``speakers``
-object (turns, overlaps, warnings); srt and vtt carry the labels.
+Response formats json, text, srt, vtt, verbose_json and diarized_json; ``stream=true`` answers
+with server-sent events, one ``transcript.text.delta`` per segment and a final
+``transcript.text.done``. ``diarize=true`` or the model ``gpt-4o-transcribe-diarize`` (with
+``num_speakers`` or ``min_speakers``/``max_speakers``; the diarize extra) labels segments and
+words with speakers: verbose_json gains ``speaker`` on each and a ``speakers`` object (turns,
+overlaps, warnings); diarized_json is OpenAI's shape (speakers A, B, ...); srt and vtt carry the
+labels. ``include[]=logprobs`` (json only, as OpenAI) adds ``logprobs``: one entry per word, its
+log-probability from Whisper's token probabilities (voxa's decoder reports them per word).
 Uploads are refused with 413 past the configured size, and audio past ``max_audio_s`` while it
 is decoded (whatever its header says). Requests wait for their model in a bounded queue
 (``queue.py``: 429 with Retry-After when full) holding no thread; decoding and recognition then
@@ -28,10 +31,10 @@ from ..audio import probe_duration
 from ..errors import InputError, ModelError
 from ..types import Transcript
 from .errors import APIError
-from .models import asr_model
+from .models import DIARIZE_MODEL, asr_model
 
 router = APIRouter()
-FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 _locks: dict[str, threading.Lock] = {}
 
 
@@ -109,16 +112,27 @@ def _speakers(diarize: bool, num: Optional[int], lo: Optional[int], hi: Optional
 
 async def _handle(request: Request, task: str, file: UploadFile, model: str, language: Optional[str],
                   prompt: Optional[str], response_format: str, temperature: float,
-                  granularities: List[str], stream: bool, speakers: Optional[dict] = None):
+                  granularities: List[str], stream: bool, speakers: Optional[dict] = None,
+                  include: List[str] = ()):
     if response_format not in FORMATS:
         raise APIError(400, f"response_format must be one of {', '.join(FORMATS)}", "invalid_request", "response_format")
+    if response_format == "diarized_json" and speakers is None:
+        raise APIError(400, f"response_format diarized_json needs model {DIARIZE_MODEL} or diarize=true",
+                       "invalid_request", "response_format")
+    if [i for i in include if i != "logprobs"]:
+        raise APIError(400, f"include may only hold logprobs, not {[i for i in include if i != 'logprobs'][0]!r}",
+                       "invalid_request", "include[]")
+    logprobs = "logprobs" in include
+    if logprobs and (response_format != "json" or stream):
+        raise APIError(400, "include[]=logprobs works with response_format json, without stream (as OpenAI's)",
+                       "invalid_request", "include[]")
     if not 0.0 <= temperature <= 1.0:
         raise APIError(400, "temperature must be between 0 and 1", "invalid_request", "temperature")
     bad = [g for g in granularities if g not in ("word", "segment")]
     if bad:
         raise APIError(400, f"timestamp_granularities must be word or segment, not {bad[0]!r}",
                        "invalid_request", "timestamp_granularities[]")
-    words = "word" in granularities
+    words = "word" in granularities or logprobs
     config = request.app.state.config
     engine = await engine_for(model)
     opts = dict(task=task, language=language or None, initial_prompt=prompt or None, word_timestamps=words,
@@ -159,13 +173,37 @@ async def _handle(request: Request, task: str, file: UploadFile, model: str, lan
         queue.release(time.monotonic() - t0)
     request.app.state.metrics.observe_audio("transcribed", t.duration, time.monotonic() - t0)
     if response_format == "json":
-        return {"text": t.text}
+        return {"text": t.text} | ({"logprobs": word_logprobs(t)} if logprobs else {})
+    if response_format == "diarized_json":
+        return diarized(t)
     if response_format == "verbose_json":
         return verbose(t, words)
     if response_format == "text":
         return PlainTextResponse(t.text + "\n")
     return PlainTextResponse(formats.render(t, response_format),
                              media_type="text/vtt" if response_format == "vtt" else "text/plain")
+
+
+def word_logprobs(t: Transcript) -> list[dict]:
+    """OpenAI's ``logprobs`` entries, one per word (Whisper's probability of the word's tokens)."""
+    import math
+
+    return [{"token": w.word, "logprob": round(math.log(max(w.probability, 1e-12)), 6),
+             "bytes": list(w.word.encode("utf-8"))} for w in t.words]
+
+
+def diarized(t: Transcript) -> dict:
+    """OpenAI's diarized_json: segments of one speaker each, speakers named A, B, ... in order
+    of appearance."""
+    names: dict[str, str] = {}
+    for s in t.segments:
+        if s.speaker and s.speaker not in names:
+            n = len(names)
+            names[s.speaker] = chr(65 + n) if n < 26 else f"S{n}"
+    return {"task": "transcribe", "duration": t.duration, "text": t.text,
+            "segments": [{"type": "transcript.text.segment", "id": f"seg_{s.id}", "start": s.start, "end": s.end,
+                          "text": s.text.strip(), "speaker": names.get(s.speaker or "", "A")} for s in t.segments],
+            "usage": {"type": "duration", "seconds": t.duration}}
 
 
 def _events(run):
@@ -188,11 +226,12 @@ async def transcriptions(
     prompt: Optional[str] = Form(None), response_format: str = Form("json"), temperature: float = Form(0.0),
     timestamp_granularities: List[str] = Form([], alias="timestamp_granularities[]"), stream: bool = Form(False),
     diarize: bool = Form(False), num_speakers: Optional[int] = Form(None), min_speakers: Optional[int] = Form(None),
-    max_speakers: Optional[int] = Form(None),
+    max_speakers: Optional[int] = Form(None), include: List[str] = Form([], alias="include[]"),
 ):
-    speakers = await run_in_threadpool(_speakers, diarize, num_speakers, min_speakers, max_speakers)
+    speakers = await run_in_threadpool(_speakers, diarize or model == DIARIZE_MODEL, num_speakers, min_speakers,
+                                       max_speakers)
     return await _handle(request, "transcribe", file, model, language, prompt, response_format, temperature,
-                         timestamp_granularities, stream, speakers)
+                         timestamp_granularities, stream, speakers, include)
 
 
 @router.post("/v1/audio/translations")

@@ -1,5 +1,6 @@
 """Events as the JSON messages of Deepgram's live API (``/v1/listen``), which voxa speaks, so the
-article's StreamingASR client works by changing its URL."""
+article's StreamingASR client works by changing its URL (fixed to run with today's
+websockets: examples/streaming_asr.py)."""
 
 from __future__ import annotations
 
