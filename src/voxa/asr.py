@@ -71,6 +71,7 @@ class Options:
     gap_s: float = 1.0  # silence between packed pieces
     timestamps: bool = False  # decode Whisper's timestamp tokens (else text + word alignment)
     pack: bool = True  # False: one input's region per window (no cross-input packing)
+    ordered: bool = False  # pack in time order and track each input's frontier (transcribe_stream)
     max_duration: float | None = None  # seconds; a longer input fails (TooLong) while it is decoded
     vad_config: VadConfig = field(default_factory=VadConfig)
 
@@ -106,6 +107,8 @@ class _Input:
     segments: list[tuple[float, Segment]] = field(default_factory=list)
     error: VoxaError | None = None
     done_s: float = 0.0
+    read_to: float = 0.0  # end of the last piece read (later pieces start after it)
+    frontier: float = float("-inf")  # (ordered runs) every piece starting before this is decoded
 
     @property
     def detecting(self) -> bool:
@@ -138,13 +141,30 @@ class Whisper:
             raise result.error
         return result
 
-    def transcribe_many(
-        self, sources: Iterable[audio_io.Source], *, on_progress: Callable[[float], None] | None = None,
-        **options,
-    ) -> Iterator[Transcript | Failure]:
-        """Transcribe inputs together, yielding each result in input order as soon as it is done."""
-        opts = self._options(options)
-        sources = list(sources)
+    def transcribe_stream(self, source: audio_io.Source, **options) -> Iterator[Segment | Transcript]:
+        """Transcribe one input, yielding its segments in time order as soon as they are final
+        (all speech before them decoded), then the whole Transcript. Windows are packed in time
+        order and decoded ``batch_size`` (default 1) at a time, so the first segments come
+        after the first window rather than after the whole input; raises VoxaError on bad input."""
+        opts = self._options({"batch_size": 1} | options)
+        opts.ordered = True
+        inputs = self._inputs([source], opts)
+        sent: set[int] = set()
+        for _ in self._run([source], inputs, opts, None):
+            inp = inputs[0]
+            if inp.error is not None:
+                raise inp.error
+            ready = sorted((seg for _, seg in inp.segments if id(seg) not in sent and seg.start < inp.frontier),
+                           key=lambda seg: seg.start)
+            for seg in ready:
+                sent.add(id(seg))
+                yield seg
+        result = self._result(inputs[0], opts)
+        if isinstance(result, Failure):
+            raise result.error
+        yield result
+
+    def _inputs(self, sources: list, opts: Options) -> list[_Input]:
         inputs = [_Input(i, audio_io.source_name(s), opts.language) for i, s in enumerate(sources)]
         if not self.multilingual:
             for inp in inputs:
@@ -152,6 +172,16 @@ class Whisper:
         elif opts.language:
             for inp in inputs:
                 inp.language_probability, inp.language_source = 1.0, "given"
+        return inputs
+
+    def transcribe_many(
+        self, sources: Iterable[audio_io.Source], *, on_progress: Callable[[float], None] | None = None,
+        **options,
+    ) -> Iterator[Transcript | Failure]:
+        """Transcribe inputs together, yielding each result in input order as soon as it is done."""
+        opts = self._options(options)
+        sources = list(sources)
+        inputs = self._inputs(sources, opts)
         next_out = 0
         for _ in self._run(sources, inputs, opts, on_progress):
             while next_out < len(inputs) and self._finished(inputs[next_out]):
@@ -234,6 +264,7 @@ class Whisper:
                     yield
                     continue
                 pooled_s += piece.duration
+                inp.read_to = piece.start + piece.duration
                 if inp.language is not None:
                     inp.outstanding += 1
                     pool.setdefault(inp.language, []).append(piece)
@@ -258,7 +289,7 @@ class Whisper:
             for lang in sorted(pool, key=lambda k: k is not None):  # inputs to be judged first
                 if batch and batch[0].judge_only or len(batch) >= opts.batch_size:
                     break
-                windows = pack(pool.pop(lang), opts.gap_s, lang, together=opts.pack)
+                windows = pack(pool.pop(lang), opts.gap_s, lang, together=opts.pack, ordered=opts.ordered)
                 take, rest = windows[: opts.batch_size - len(batch)], windows[opts.batch_size - len(batch):]
                 batch += take
                 if rest:  # keep what does not fit this batch for the next round
@@ -282,7 +313,26 @@ class Whisper:
             for inp in inputs:
                 if inp is not None and self._finished(inp) and inp.error is None:
                     progress(inp, inp.duration)
+            if opts.ordered:
+                self._frontiers(inputs, pool, own)
             yield
+
+    @staticmethod
+    def _frontiers(inputs: list[_Input | None], pool, own: list[Window]) -> None:
+        """Each input's frontier: the start of its earliest piece not decoded yet (or of what is
+        not read yet); nothing while its language is undecided."""
+        first: dict[int, float] = {}
+        pieces = [p for ps in pool.values() for p in ps] + [p for w in own for p in w.pieces]
+        pieces += [p for inp in inputs if inp is not None for p in inp.waiting + inp.held]
+        for p in pieces:
+            first[p.file] = min(first.get(p.file, float("inf")), p.start)
+        for inp in inputs:
+            if inp is None:
+                continue
+            edge = first.get(inp.index, float("inf"))
+            if inp.reading:
+                edge = min(edge, inp.read_to)
+            inp.frontier = edge if inp.language is not None and not inp.provisional else float("-inf")
 
     @staticmethod
     def _pooled(pool, own: list[Window], inputs: list[_Input | None]) -> float:

@@ -93,11 +93,21 @@ class Window:
         return round(float(piece.start + min(max(t - off, 0.0), piece.duration)), 3)
 
 
-def pack(pieces: list[Piece], gap: float, language: str | None, *, together: bool = True) -> list[Window]:
+def pack(pieces: list[Piece], gap: float, language: str | None, *, together: bool = True,
+         ordered: bool = False) -> list[Window]:
     """First-fit decreasing: long pieces first, each into the first window with room.
     Keeps pieces of one input in time order inside a window. ``together=False`` gives every
-    piece a window of its own (what decoding one input at a time amounts to)."""
+    piece a window of its own (what decoding one input at a time amounts to). ``ordered``: next
+    fit in time order instead, so the first windows hold the earliest speech (for results that
+    stream out as windows are decoded)."""
     windows: list[Window] = []
+    if ordered:
+        for piece in sorted(pieces, key=lambda p: (p.file, p.start)):
+            if not windows or piece.solo or windows[-1].pieces[0].solo or not together \
+                    or not windows[-1].fits(piece, gap):
+                windows.append(Window(language))
+            windows[-1].add(piece, gap)
+        return windows
     for piece in sorted(pieces, key=lambda p: -p.duration):
         if piece.solo or not together:
             windows.append(Window(language))

@@ -1,7 +1,8 @@
 """POST /v1/audio/transcriptions and /v1/audio/translations (OpenAI's shapes).
 
 Response formats json, text, srt, vtt, verbose_json and diarized_json; ``stream=true`` answers
-with server-sent events, one ``transcript.text.delta`` per segment and a final
+with server-sent events, one ``transcript.text.delta`` per segment as soon as it is final (windows
+are decoded one at a time, in time order: ``Whisper.transcribe_stream``) and a final
 ``transcript.text.done``. ``diarize=true`` or the model ``gpt-4o-transcribe-diarize`` (with
 ``num_speakers`` or ``min_speakers``/``max_speakers``; the diarize extra) labels segments and
 words with speakers: verbose_json gains ``speaker`` on each and a ``speakers`` object (turns,
@@ -158,10 +159,19 @@ async def _handle(request: Request, task: str, file: UploadFile, model: str, lan
                 return diarization.transcribe(data, engine, **speakers, **opts)
             return engine.transcribe(data, **opts)
 
+    def run_stream():
+        """Segments as each window is decoded, then the Transcript (diarization needs the
+        whole recording first, so with speakers it is run() in one piece)."""
+        if speakers is not None:
+            yield run()
+            return
+        with lock:
+            yield from engine.transcribe_stream(data, **opts)
+
     if stream:
         async def events():
             try:
-                async for event in iterate_in_threadpool(_events(run)):
+                async for event in iterate_in_threadpool(_events(run_stream)):
                     yield event
             finally:
                 queue.release(time.monotonic() - t0)
@@ -206,18 +216,24 @@ def diarized(t: Transcript) -> dict:
             "usage": {"type": "duration", "seconds": t.duration}}
 
 
-def _events(run):
+def _events(run_stream):
+    """Server-sent events: a delta per segment as it is final, then done with the whole text."""
     from ..errors import VoxaError
     from .errors import body, status_of
 
+    def delta(seg) -> str:
+        return f"data: {json.dumps({'type': 'transcript.text.delta', 'delta': seg.text.strip() + ' '})}\n\n"
+
     try:
-        t = run()
+        for item in run_stream():
+            if isinstance(item, Transcript):
+                if item.speakers is not None:  # diarized: its segments come all at once, labelled
+                    yield from (delta(seg) for seg in item.segments)
+                yield f"data: {json.dumps({'type': 'transcript.text.done', 'text': item.text})}\n\n"
+            elif item.text.strip():
+                yield delta(item)
     except VoxaError as e:  # headers are sent already: the error travels as an event
         yield f"data: {json.dumps({'type': 'error'} | body(status_of(e), str(e), e.code))}\n\n"
-        return
-    for s in t.segments:
-        yield f"data: {json.dumps({'type': 'transcript.text.delta', 'delta': s.text.strip() + ' '})}\n\n"
-    yield f"data: {json.dumps({'type': 'transcript.text.done', 'text': t.text})}\n\n"
 
 
 @router.post("/v1/audio/transcriptions")
