@@ -224,6 +224,9 @@ def test_silence_has_no_speakers_and_too_many_asked_warns(eval_dir, encoder):
     rng = np.random.default_rng(0)
     d = dz.diarize(np.zeros(16000, np.float32), num_speakers=3)
     assert d.speakers == [] and "no speech" in d.warnings[0]
+    for n in (100, 399, 4000):  # tiny inputs: shorter than one fbank frame, than a chunk's first frame
+        d = dz.diarize(np.random.default_rng(n).normal(0, 0.01, n).astype(np.float32))
+        assert d.turns == [] and d.duration == round(n / 16000, 3)
     from voxa import audio
 
     short = audio.decode(eval_dir / "faster-whisper/jfk.flac")[:int(2.2 * 16000)] + rng.normal(0, 1e-4, 35200).astype(np.float32)
