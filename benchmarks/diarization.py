@@ -18,7 +18,7 @@ each, 1-4 speakers, overlap), with their RTTM and UEM, in one run:
 DER from pyannote.metrics with overlapped speech scored, at collar 0 and 0.25 s; JER; mean
 absolute speaker-count error; RTF (wall time / audio, models loaded before timing).
 
-    python benchmarks/diarization.py [--loo] [--out benchmarks/results/diarization.md]
+    python benchmarks/diarization.py [--loo] [--long 7200] [--out benchmarks/results/diarization.md]
 """
 
 from __future__ import annotations
@@ -189,10 +189,47 @@ def live_rows(eval_dir: Path, refs) -> list[dict]:
     return rows
 
 
+LONG = """
+import json, sys, time
+import numpy as np
+
+def status(key):  # this process's own figures (ru_maxrss would carry the parent's peak over fork)
+    return int(next(line for line in open("/proc/self/status") if line.startswith(key)).split()[1]) / 1024
+
+sys.path.insert(0, {here!r})
+import diarization as B
+from voxa import audio, diarization as dz
+refs, _ = B.references()
+clips = [audio.decode(B.AMI / f"{{u}}.wav") for u in sorted(refs)]
+pcm = np.concatenate(clips * int(np.ceil({seconds} / sum(c.size / 16000 for c in clips))))[:int({seconds} * 16000)]
+before = status("VmRSS")
+dz.ready()
+t0 = time.perf_counter()
+d = dz.diarize_array(pcm, "long")
+wall = time.perf_counter() - t0
+print(json.dumps({{"audio": pcm.size / 16000, "wall": wall, "speakers": len(d.speakers), "turns": len(d.turns),
+                  "before_mb": before, "peak_mb": status("VmHWM")}}))
+"""
+
+
+def long_row(seconds: float) -> dict:
+    """voxa.diarize on the ten AMI clips tiled to ``seconds``, in a fresh process: wall time and
+    peak memory (VmHWM), and the memory in use just before the call (the decoded samples and the
+    libraries)."""
+    import json
+    import subprocess
+
+    code = LONG.format(here=str(HERE), seconds=seconds)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--loo", action="store_true", help="add a leave-one-out calibration row")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/diarization.md"))
+    ap.add_argument("--long", type=float, default=0.0, metavar="SECONDS",
+                    help="also diarize the clips tiled to this length (7200: two hours, about 6 minutes)")
     args = ap.parse_args(argv)
     from pyannote.core import Annotation, Segment
 
@@ -258,6 +295,7 @@ def main(argv=None) -> int:
         rows.append(score(name, hyps, refs, uems, 0))
 
     live = live_rows(EVAL, refs)
+    long = long_row(args.long) if args.long else None
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Speaker diarization benchmark", "", f"Date: {date}",
@@ -292,6 +330,13 @@ def main(argv=None) -> int:
     for r in live:
         rtf = f"{r['rtf']:.3f}" if r["rtf"] else "n/a"
         lines.append(f"| {r['name']} | {100 * r['accuracy']:.1f}% | {r['words']} | {r['speakers']} | {r['people']} | {rtf} |")
+    if long:
+        lines += ["", f"## A long recording (`--long {args.long:g}`)", "",
+                  "The ten clips tiled end to end, diarized in a fresh process with the defaults.", "",
+                  "| audio | wall | RTF | speakers found | turns | peak memory | in use just before the call (samples, libraries) |",
+                  "|---|---|---|---|---|---|---|",
+                  f"| {long['audio']:.0f} s | {long['wall']:.0f} s | {long['wall'] / long['audio']:.3f} | {long['speakers']} "
+                  f"| {long['turns']} | {long['peak_mb']:.0f} MB | {long['before_mb']:.0f} MB |"]
     return common.write_report(args.out, "\n".join(lines) + "\n", rows)
 
 
