@@ -44,11 +44,10 @@ def test_labeller_keeps_order_and_survives_a_failure():
                 w.speaker = "SPEAKER_00"
 
     lab = Labeller(out.append, Slow())
-    lab.feed(np.zeros(32000, np.float32))
     first = StreamResult(0.0, 1.0, [Word(0.1, 0.5, " hi", 0.9)], True)
-    lab(first)
+    lab.final(first, np.zeros(16000, np.float32))
     lab(SpeechStarted(1.2))
-    lab(StreamResult(1.2, 0.5, [Word(1.3, 1.4, " boom", 0.9)], True))
+    lab.final(StreamResult(1.2, 0.5, [Word(1.3, 1.4, " boom", 0.9)], True), [np.zeros(8000, np.float32)])
     assert out == []  # the SpeechStarted waits behind the final being labelled
     release.set()
     lab.close(5)

@@ -322,9 +322,7 @@ class Whisper:
         """Each input's frontier: the start of its earliest piece not decoded yet (or of what is
         not read yet); nothing while its language is undecided."""
         first: dict[int, float] = {}
-        pieces = [p for ps in pool.values() for p in ps] + [p for w in own for p in w.pieces]
-        pieces += [p for inp in inputs if inp is not None for p in inp.waiting + inp.held]
-        for p in pieces:
+        for p in Whisper._undecoded(pool, own, inputs):
             first[p.file] = min(first.get(p.file, float("inf")), p.start)
         for inp in inputs:
             if inp is None:
@@ -335,11 +333,16 @@ class Whisper:
             inp.frontier = edge if inp.language is not None and not inp.provisional else float("-inf")
 
     @staticmethod
+    def _undecoded(pool, own: list[Window], inputs: list[_Input | None]) -> Iterator[Piece]:
+        """Pieces read and not yet decoded: the pool, own windows, inputs' waiting and held."""
+        yield from (p for pieces in pool.values() for p in pieces)
+        yield from (p for w in own for p in w.pieces)
+        yield from (p for inp in inputs if inp is not None for p in inp.waiting + inp.held)
+
+    @staticmethod
     def _pooled(pool, own: list[Window], inputs: list[_Input | None]) -> float:
-        """Seconds of speech read and not yet decoded (pool, own windows, inputs' waiting and held)."""
-        total = sum(p.duration for pieces in pool.values() for p in pieces)
-        total += sum(p.duration for w in own for p in w.pieces)
-        return total + sum(p.duration for inp in inputs if inp is not None for p in inp.waiting + inp.held)
+        """Seconds of speech read and not yet decoded."""
+        return sum(p.duration for p in Whisper._undecoded(pool, own, inputs))
 
     @staticmethod
     def _settle(inp: _Input, pieces: list[Piece]) -> list[Piece]:

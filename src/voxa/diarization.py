@@ -47,8 +47,8 @@ from . import audio as audio_io
 from . import diarization_v1 as v1
 from .audio import SAMPLE_RATE
 from .errors import InputError, VoxaError
-from .speakers import (CHUNK, EMBED_DIM, FBANK_HOP, FBANK_WIN, FRAME_RF, FRAME_STEP, N_FRAMES, POWERSET,
-                       embedder, fbank, missing, segmenter, speaker_encoder)
+from .speakers import (CHUNK, EMBED_DIM, FBANK_HOP, FRAME_RF, FRAME_STEP, N_FRAMES, POWERSET,
+                       embedder, fbank, fbank_grid, missing, segmenter, speaker_encoder)
 from .types import Diarization, Segment, Transcript, Turn, Word
 from .vad import speech_regions
 
@@ -146,8 +146,7 @@ def embed(pcm: np.ndarray, starts: list[int], local: np.ndarray, opts: DiarizeOp
     dur = np.zeros((C, 3), dtype=np.float32)
     clean = np.zeros((C, 3), dtype=bool)
     feats = fbank(pcm)
-    centre = np.arange(len(feats)) * FBANK_HOP + FBANK_WIN / 2  # fbank frame -> segmentation frame
-    grid = np.rint((centre - FRAME_RF / 2) / FRAME_STEP).astype(int)
+    grid = fbank_grid(len(feats))
     for c, s0 in enumerate(starts):
         if c % opts.embed_every and c != len(starts) - 1:
             continue

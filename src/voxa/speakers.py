@@ -154,6 +154,12 @@ def _export_campplus(folder, dest) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def fbank_grid(n: int) -> np.ndarray:
+    """For each of ``n`` fbank frames, the segmentation frame whose centre is nearest its own."""
+    centre = np.arange(n) * FBANK_HOP + FBANK_WIN / 2
+    return np.rint((centre - FRAME_RF / 2) / FRAME_STEP).astype(int)
+
+
 def fbank(pcm: np.ndarray, block_s: float = 60.0) -> np.ndarray:
     """Kaldi 80-bin log-mel fbank (25 ms windows, 10 ms hop, povey window, no dither) of 16 kHz
     samples in [-1, 1], as 3D-Speaker's CAM++ recipe computes it: [T, 80]. Fed ``block_s`` at a

@@ -149,8 +149,6 @@ class Recognizer:
         with self._lock:
             if self.closed:
                 raise RuntimeError("stream is closed")
-            if self.labeller is not None:
-                self.labeller.feed(samples)
             buf = np.concatenate([self._rest, samples.astype(np.float32, copy=False)])
             n = buf.size // FRAME * FRAME
             self._rest = buf[n:]
@@ -341,8 +339,17 @@ class Recognizer:
         if words:
             self._last_word_end = words[-1].end
             self._utterance_end_sent = False
-        self.emit(StreamResult(round(job.offset, 3), round(max(0.0, end - job.offset), 3), words, True,
-                               job.speech_final, job.from_finalize))
+        self._emit_final(StreamResult(round(job.offset, 3), round(max(0.0, end - job.offset), 3), words, True,
+                                      job.speech_final, job.from_finalize), job.audio, job.lookback)
+
+    def _emit_final(self, result: StreamResult, audio, lookback: int = 0) -> None:
+        """A final goes out; with speaker labels, with its own audio (an array after ``lookback``
+        samples of the speech before it, or the utterance's frames; None when nothing was
+        decoded), which the labeller reads on its own thread."""
+        if self.labeller is None:
+            self.emit(result)
+        else:
+            self.labeller.final(result, audio[lookback:] if isinstance(audio, np.ndarray) else audio)
 
     def _interim(self, job: Job, words: list[Word]) -> None:
         if job.utterance != self._utt_id or not self.speaking or job.offset * SAMPLE_RATE < self._utt_start - 1:
@@ -367,8 +374,9 @@ class Recognizer:
         committed = words[:n]
         self._remember(self._utt_start, new_start, self._utt_id, False, committed)
         self._last_word_end = committed[-1].end
-        self.emit(StreamResult(round(self._utt_start / SAMPLE_RATE, 3),
-                               round((new_start - self._utt_start) / SAMPLE_RATE, 3), committed, True))
+        self._emit_final(StreamResult(round(self._utt_start / SAMPLE_RATE, 3),
+                                      round((new_start - self._utt_start) / SAMPLE_RATE, 3), committed, True),
+                         self._utt[:drop])
         self._utt = self._utt[drop:]
         self._utt_start = new_start
         self._decoded = max(0, self._decoded - drop * FRAME)

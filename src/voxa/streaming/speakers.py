@@ -11,7 +11,8 @@ order of appearance (Deepgram's wire gives their numbers). A word takes the loca
 active over its span; a word no local speaker covers takes its neighbour's.
 
 ``Labeller`` runs this on a worker thread per stream, so the decoding scheduler that serves
-every stream never waits for it, and passes the stream's events on in the order they came.
+every stream never waits for it, and passes the stream's events on in the order they came. The
+recogniser hands it each final with the audio that final was decoded from.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from ..speakers import CHUNK, FBANK_HOP, FBANK_WIN, FRAME_RF, FRAME_STEP, fbank, segmenter, speaker_encoder
+from ..speakers import CHUNK, FBANK_HOP, FBANK_WIN, FRAME_RF, FRAME_STEP, fbank, fbank_grid, segmenter, speaker_encoder
 from ..types import StreamResult, Word
 
 log = logging.getLogger("voxa.streaming")
@@ -76,8 +77,7 @@ class LiveSpeakers:
     def _match(self, piece: np.ndarray, plain: np.ndarray) -> np.ndarray:
         """Global speaker (or -1) of each of the chunk's 3 local speakers."""
         feats = fbank(piece)
-        centre = np.arange(len(feats)) * FBANK_HOP + FBANK_WIN / 2
-        grid = np.clip(np.rint((centre - FRAME_RF / 2) / FRAME_STEP).astype(int), 0, len(plain) - 1)
+        grid = np.clip(fbank_grid(len(feats)), 0, len(plain) - 1)
         act = plain[grid]
         alone = act.sum(1) == 1
         local, embs, secs = [], [], []
@@ -133,39 +133,29 @@ class LiveSpeakers:
 
 class Labeller:
     """Puts speaker labels on a stream's finals on a worker thread and passes every event on,
-    in order, to ``emit``. ``feed`` it the stream's audio (16 kHz) as it arrives."""
+    in order, to ``emit``."""
 
-    def __init__(self, emit: Callable, speakers: LiveSpeakers | None = None, keep_s: float = 90.0):
+    def __init__(self, emit: Callable, speakers: LiveSpeakers | None = None):
         self._emit = emit
         self.speakers = speakers or LiveSpeakers()
-        self._keep = int(keep_s * SAMPLE_RATE)
-        self._buf = np.zeros(0, np.float32)
-        self._start = 0  # stream sample index of _buf[0]
-        self._lock = threading.Lock()
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="voxa-speakers", daemon=True)
         self._thread.start()
 
-    def feed(self, samples: np.ndarray) -> None:
-        with self._lock:
-            self._buf = np.concatenate([self._buf, samples.astype(np.float32, copy=False)])
-            if self._buf.size > self._keep:
-                drop = self._buf.size - self._keep
-                self._buf, self._start = self._buf[drop:], self._start + drop
-
     def __call__(self, event) -> None:
-        audio = None
-        if isinstance(event, StreamResult) and event.is_final and event.words:
-            with self._lock:
-                a = max(0, int(round(event.start * SAMPLE_RATE)) - self._start)
-                b = max(a, int(round((event.start + event.duration) * SAMPLE_RATE)) - self._start)
-                audio = self._buf[a:b].copy()
+        """Any event: passed on after the finals queued before it."""
+        self._q.put((event, None))
+
+    def final(self, event: StreamResult, audio) -> None:
+        """A final and the audio it was decoded from (16 kHz; an array or a list of frames)."""
         self._q.put((event, audio))
 
     def _run(self) -> None:
         while (item := self._q.get()) is not None:
             event, audio = item
-            if audio is not None and audio.size:
+            if isinstance(audio, list):
+                audio = np.concatenate(audio) if audio else None
+            if audio is not None and audio.size and event.words:
                 try:
                     self.speakers.label(audio, event.start, event.words)
                 except Exception:  # the words still go out, without speakers
