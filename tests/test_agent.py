@@ -216,6 +216,29 @@ def test_barge_in_stops_the_bot_and_its_memory_keeps_only_what_it_said(eval_dir)
     assert sentences[-1] not in said and len(said) < len(" ".join(sentences)) / 2, said
 
 
+@pytest.mark.slow
+def test_an_agent_with_a_wake_word_answers_only_after_it(eval_dir, tmp_path):
+    """Speech with no wake word gets no answer (nothing is even transcribed); "Hey Jarvis"
+    (said by the bundled voice) and then the question gets one."""
+    import voxa
+    from voxa import audio
+
+    pytest.importorskip("pymicro_wakeword")
+    base_url, seen = _fake_llm("It is noon.")
+    url = start_server(ServerConfig(api_keys=(), agent=AgentConfig(
+        greeting="", wake_word="hey_jarvis", llm=LLMConfig(base_url=base_url, model="fake"))))
+    s = voxa.speak("Hey Jarvis.", voice="hibari:heart")
+    wake = audio.resample(s.audio, s.sample_rate, 16000)
+    question = audio.decode(eval_dir / LS / "1089-134691-0000.flac")  # "He could wait no longer."
+    audio.write(tmp_path / "plain.wav", question, 16000)
+    audio.write(tmp_path / "woken.wav", np.concatenate([wake, np.zeros(6400, np.float32), question]), 16000)
+    session = talk(url, [tmp_path / "plain.wav", tmp_path / "woken.wav"], turn_timeout=8.0)
+    plain, woken = session.turns
+    assert not plain.transcript and not plain.answer and plain.latency is None
+    assert "wait no longer" in woken.transcript.lower() and "noon" in woken.answer.lower()
+    assert len(seen) == 1  # the LLM was asked once, after the wake word
+
+
 # --------------------------------------------------------------------------- logic
 def test_config_from_toml_env_and_errors(tmp_path, monkeypatch):
     path = tmp_path / "agent.toml"

@@ -150,6 +150,50 @@ _HUB_SIZES = {
     "distil-small.en", "distil-medium.en", "distil-large-v2", "distil-large-v3", "distil-large-v3.5",
 }
 
+register(ModelSpec(
+    name="micro-wakeword",
+    kind="wake",
+    description="microWakeWord streaming wake words: okay_nabu, hey_jarvis, hey_mycroft, alexa "
+                "(TFLite, 50-80 KB each, the models Home Assistant's voice satellites run)",
+    licence="Apache-2.0 (pymicro-wakeword, models by Kevin Ahrendt)",
+    pip=("pymicro-wakeword==2.5.0",),
+    files={f: (Part("pymicro_wakeword", "models/" + f),) for f in (
+        "okay_nabu.json", "okay_nabu.tflite", "hey_jarvis.json", "hey_jarvis.tflite",
+        "hey_mycroft.json", "hey_mycroft.tflite", "alexa.json", "alexa.tflite")},
+    sha256={
+        "alexa.json": "1d999798b35b1fe2606465b75ab840be51c1811d2909d5e620cefb6e96f8abd0",
+        "alexa.tflite": "9011a8155b04de858c48038529235cbc0e42e9fca05a55bf588cb80a653a723b",
+        "hey_jarvis.json": "b153867d818675d8abcc9dace474afe7f83551ae0d5a9b1d71a98681320185af",
+        "hey_jarvis.tflite": "21a7976add39ee24ec96c63d96b7aaa18e24d1d9824b963e451da8feb4b78b77",
+        "hey_mycroft.json": "57b2b06fe5fdbbe834a242fabc7af31e4194a550fc382b2c88636a6d62d0d57e",
+        "hey_mycroft.tflite": "c2a9b6ed51182db72e014781d5a4ece1929dc232a40b5b4be384f0295f0e1571",
+        "okay_nabu.json": "f8026e2ce93a0855ca23483036fd2d74ee924a2588d9ea6a6c6c7478fbf4be57",
+        "okay_nabu.tflite": "d89128c4d16a72de429119fb2254ce46649553c2a24f5dd840175c80d7b9d094",
+    },
+    size_mb=0.3,
+))
+register(ModelSpec(
+    name="openwakeword",
+    kind="wake",
+    description="openWakeWord wake words: okay_nabu, hey_jarvis, hey_mycroft, alexa, hey_rhasspy "
+                "(TFLite; a shared melspectrogram + embedding front end, a small classifier per word)",
+    licence="Apache-2.0 (pyopen-wakeword; openWakeWord models by David Scripka)",
+    pip=("pyopen-wakeword==1.1.0",),
+    files={f: (Part("pyopen_wakeword", "models/" + f),) for f in (
+        "melspectrogram.tflite", "embedding_model.tflite", "okay_nabu.tflite", "hey_jarvis.tflite",
+        "hey_mycroft.tflite", "alexa.tflite", "hey_rhasspy.tflite")},
+    sha256={
+        "alexa.tflite": "7333a317a790070a7f3432b81d9439c779481cc4ebd67c73da7174ea3cf48397",
+        "embedding_model.tflite": "c0aea21eb84a4ce90a08c870da41b7a7173b45269e6a3207c71d67c40f3a59d8",
+        "hey_jarvis.tflite": "14bff778604985e1b5c19f0f7bbe477a69cf281d8db34b232b3b972411f710e2",
+        "hey_mycroft.tflite": "bf9e43136afd3ca323698820a6e32a47f885ef4c30a3b8b577ec71688a9d64d8",
+        "hey_rhasspy.tflite": "01d2526b45068f565aa3849d6ec2b7abae099154fc1b496f9ef20de9ef241fe9",
+        "melspectrogram.tflite": "96fa0adccb6e8cf95cb14465409a1a2898ee4a96a85bb9ed3c7eb0e68bf163e8",
+        "okay_nabu.tflite": "2982cecde4ee81cc7a2573d2602a7d54f0669425c94a7b64af77e0ff92b03a18",
+    },
+    size_mb=5.8,
+))
+
 
 def home() -> Path:
     """voxa's cache folder: ``$VOXA_HOME`` or the user cache dir."""

@@ -204,3 +204,17 @@ class UtteranceEnd:
     """No word has been heard for the configured gap since ``last_word_end``."""
 
     last_word_end: float
+
+
+@dataclass
+class WakeDetection:
+    """A wake word heard at ``time`` (seconds from the start of the stream, about the phrase's end)."""
+
+    word: str  # as asked for: "okay_nabu", "oww:hey_rhasspy"
+    phrase: str  # "Okay Nabu"
+    time: float
+    probability: float
+    engine: str  # "micro" (microWakeWord) or "oww" (openWakeWord)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -10,6 +10,8 @@ environment variables, or keyword arguments.
     allow_interruptions = true
     interrupt_speech_s = 0.5
     tools = "voxa.agent.example_tools"   # a module with TOOLS (see voxa.agent.tools)
+    wake_word = "okay_nabu"       # optional: listen only after a wake word (voxa wake --list)
+    wake_idle_s = 20.0            # ... until nobody has spoken for this long
 
     [agent.llm]                   # default: the bundled SmolLM2-135M-Instruct, in process
     runtime = "auto"              # ct2 (CTranslate2), llama.cpp (voxa[llama]), auto: llama.cpp if installed
@@ -72,6 +74,8 @@ class AgentConfig:
     allow_interruptions: bool = True
     interrupt_speech_s: float = 0.5  # user speech needed to interrupt the bot (shorter backchannels do not)
     tools: str | None = "voxa.agent.example_tools"  # module path (or file) with TOOLS; None: no tools
+    wake_word: str | None = None  # listen (and be interrupted) only after this wake word (voxa.wake)
+    wake_idle_s: float = 20.0  # after the wake word, this long with no speech and it waits for it again
     ice_servers: list[str] = field(default_factory=list)  # WebRTC: empty = host candidates only (LAN, offline)
     llm: LLMConfig = field(default_factory=LLMConfig)
     turn: TurnPolicy = field(default_factory=TurnPolicy)
@@ -82,6 +86,12 @@ class AgentConfig:
             raise InputError(f"agent.max_sessions must be at least 1, not {self.max_sessions}")
         if self.interrupt_speech_s < 0:
             raise InputError(f"agent.interrupt_speech_s must be >= 0, not {self.interrupt_speech_s}")
+        if self.wake_word:
+            from ..wake import parse
+
+            parse(self.wake_word)
+            if self.wake_idle_s < 1:
+                raise InputError(f"agent.wake_idle_s must be at least 1, not {self.wake_idle_s}")
         if not self.system_prompt.strip():
             raise InputError("agent.system_prompt is empty")
         if self.llm.max_tokens < 1 or (self.llm.context_tokens is not None and self.llm.context_tokens < 256):
@@ -114,6 +124,7 @@ _ENV = {  # VOXA_AGENT_* -> (section, key, type)
     "VOXA_AGENT_STT_MODEL": (None, "stt_model", str),
     "VOXA_AGENT_MAX_SESSIONS": (None, "max_sessions", int),
     "VOXA_AGENT_TOOLS": (None, "tools", str),
+    "VOXA_AGENT_WAKE_WORD": (None, "wake_word", str),
     "VOXA_AGENT_LLM_BASE_URL": ("llm", "base_url", str),
     "VOXA_AGENT_LLM_MODEL": ("llm", "model", str),
     "VOXA_AGENT_LLM_API_KEY_ENV": ("llm", "api_key_env", str),

@@ -49,15 +49,20 @@ class SustainedSpeechStart(BaseUserTurnStartStrategy):
     ``interrupt_speech_s`` of continuous speech, so a short backchannel ("mm-hm", "yeah") or a
     cough does not cut the bot off. ``allow_interruptions=False``: never while the bot speaks.
 
+    ``awake`` (the STT service's, with a wake word) says whether the user is talking to the bot:
+    speech before the wake word starts no turn; speech that goes on through it starts one there.
+
     ``vad`` (``voxa.turn.vad_analyzer()``) tells speech from the silence Silero waits out before
     it reports a stop; without it, a 0.3 s "mm-hm" plus that 0.2 s of silence would count as
     0.5 s of speech (tests/test_agent.py found exactly that)."""
 
-    def __init__(self, *, interrupt_speech_s: float = 0.5, allow_interruptions: bool = True, vad=None, **kw):
+    def __init__(self, *, interrupt_speech_s: float = 0.5, allow_interruptions: bool = True, vad=None,
+                 awake=None, **kw):
         super().__init__(enable_interruptions=allow_interruptions, **kw)
         self.interrupt_speech_s = interrupt_speech_s
         self.allow = allow_interruptions
         self.vad = vad
+        self.awake = awake or (lambda: True)  # with a wake word: no turn (nor barge-in) before it is heard
         self._bot_speaking = False
         self._since: float | None = None  # when the current speech began (VAD start minus its start time)
 
@@ -69,15 +74,17 @@ class SustainedSpeechStart(BaseUserTurnStartStrategy):
             self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
-            if self._since is not None:  # the user was already talking when the bot finished
+            if self._since is not None and self.awake():  # the user was already talking when the bot finished
                 return await self._start()
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._since = time.monotonic() - (frame.start_secs or 0.0)
-            if not self._bot_speaking:
+            if not self._bot_speaking and self.awake():
                 return await self._start()
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._since = None
-        elif isinstance(frame, InputAudioRawFrame) and self._since is not None and self._bot_speaking:
+        elif isinstance(frame, InputAudioRawFrame) and self._since is not None and self.awake():
+            if not self._bot_speaking:  # the wake word was heard inside speech already going on
+                return await self._start()
             hearing = getattr(self.vad, "hearing_speech", True)
             if self.allow and hearing and time.monotonic() - self._since >= self.interrupt_speech_s:
                 return await self._start()
@@ -177,14 +184,16 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
     from .tts import VoxaTTSService
 
     cfg = agent.config
-    stt = VoxaSTTService(model=cfg.stt_model, language=cfg.language, scheduler=scheduler)
+    stt = VoxaSTTService(model=cfg.stt_model, language=cfg.language, scheduler=scheduler,
+                         wake_word=cfg.wake_word, wake_idle_s=cfg.wake_idle_s)
     llm = make_llm(cfg.llm, system_prompt=cfg.system_prompt)
     tts = VoxaTTSService(voice=cfg.voice, actor=actor)
     context = LLMContext(tools=agent.tools_schema()) if agent.tools else LLMContext()
     vad = turn.vad_analyzer(cfg.turn)
     strategies = UserTurnStrategies(
         start=[SustainedSpeechStart(interrupt_speech_s=cfg.interrupt_speech_s,
-                                    allow_interruptions=cfg.allow_interruptions, vad=vad)],
+                                    allow_interruptions=cfg.allow_interruptions, vad=vad,
+                                    awake=lambda: stt.awake)],
         stop=[turn.stop_strategy(cfg.turn)])
     user, assistant = LLMContextAggregatorPair(
         context, user_params=LLMUserAggregatorParams(user_turn_strategies=strategies, vad_analyzer=vad))

@@ -8,7 +8,8 @@ Drop it into any Pipecat pipeline in place of a cloud STT service:
 Audio frames go to a :class:`voxa.streaming.Recognizer` as they arrive; its interim results come
 out as ``InterimTranscriptionFrame`` and its finals as ``TranscriptionFrame``. When Pipecat's VAD
 reports that the user stopped, the recogniser is asked to finalize (like Deepgram's Finalize);
-its answer is marked ``finalized`` so the turn strategy need not wait for a timeout. Streams in
+its answer is marked ``finalized`` so the turn strategy need not wait for a timeout. With
+``wake_word`` nothing is recognised until the wake word is heard (see :mod:`voxa.wake`). Streams in
 one process share one model and one batching scheduler (:func:`voxa.streaming.scheduler_for`),
 however many sessions are open.
 """
@@ -36,18 +37,25 @@ from ..types import StreamResult
 
 class VoxaSTTService(STTService):
     def __init__(self, *, model: str = "tiny.en", language: str | None = "en", endpointing_ms: int = 300,
-                 ttfs_p99_latency: float = 1.0, scheduler=None, **kwargs):
+                 ttfs_p99_latency: float = 1.0, scheduler=None, wake_word: str | None = None,
+                 wake_idle_s: float = 20.0, **kwargs):
         from pipecat.services.settings import STTSettings
 
         super().__init__(ttfs_p99_latency=ttfs_p99_latency, settings=STTSettings(model=model, language=language),
                          **kwargs)
         self._engine = load_model(model)
         self._scheduler = scheduler or scheduler_for(self._engine)  # the server passes its own (with metrics)
-        self._options = StreamOptions(language=language, endpointing_ms=endpointing_ms, interim_results=True)
+        self._options = StreamOptions(language=language, endpointing_ms=endpointing_ms, interim_results=True,
+                                      wake=(wake_word,) if wake_word else (), wake_idle_s=wake_idle_s)
         self._language = language
         self._rec: Recognizer | None = None
         self._events: asyncio.Queue | None = None
         self._reader: asyncio.Task | None = None
+
+    @property
+    def awake(self) -> bool:
+        """False while a wake word is awaited (``wake_word``): the user is not talking to the bot."""
+        return self._rec is None or self._rec.awake
 
     def can_generate_metrics(self) -> bool:
         return True

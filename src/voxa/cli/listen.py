@@ -48,6 +48,10 @@ def _line(msg: dict, tty: bool) -> None:
         if tty:
             sys.stdout.write("\r\x1b[K")
         out.print(f"{mark} {span}  {text}" if not tty else f"{span}  {text}", markup=False)
+    elif kind == "WakeWord":
+        if tty:
+            sys.stdout.write("\r\x1b[K")
+        out.print(f"wake   {msg['timestamp']:7.2f}  {msg['phrase']} ({msg['probability']:.2f})", markup=False)
     elif kind == "Error":
         err.print(f"voxa: warning: {msg.get('err_msg')}", markup=False, highlight=False)
 
@@ -59,6 +63,8 @@ def _query(model: Optional[str], opts: dict) -> dict:
          "vad_events": str(opts["vad_events"]).lower()}
     if opts.get("diarize"):
         q["diarize"] = "true"
+    if opts.get("wake"):
+        q["wake"] = ",".join(opts["wake"])
     if "endpointing_ms" in opts:
         q["endpointing"] = "false" if opts["endpointing_ms"] is None else opts["endpointing_ms"]
     for key, value in (("model", model), ("language", opts["language"]), ("utterance_end_ms", opts["utterance_end_ms"])):
@@ -132,6 +138,7 @@ def listen(
     utterance_end_ms: Optional[int] = typer.Option(None, "--utterance-end-ms", min=500),
     vad_events: bool = typer.Option(False, "--vad-events", help="Also report SpeechStarted."),
     diarize: bool = typer.Option(False, "--diarize", help="Label the words of finals with speakers (the diarize extra)."),
+    wake: Optional[list[str]] = typer.Option(None, "--wake", help="Recognise only after this wake word (repeatable; voxa wake --list)."),
     speed: float = typer.Option(1.0, "--speed", min=0.0, help="Playback pace: 1 = real time, 2 = twice as fast, 0 = as fast as possible."),
     as_json: bool = typer.Option(False, "--json", help="Print the raw JSON messages, one per line."),
 ):
@@ -150,6 +157,12 @@ def listen(
         if diarization.missing() is not None and not url:
             fail(f"--diarize needs the diarize extra ({diarization.missing()} is missing): pip install 'voxa[diarize]'")
         opts["diarize"] = True
+    if wake:
+        from .. import wake as ww
+
+        for w in wake:
+            ww.parse(w)
+        opts["wake"] = tuple(wake)
     if endpointing is not None:  # else the default of the stream options, or of the server with --url
         opts["endpointing_ms"] = None if endpointing == "false" else int(endpointing)
     tty = sys.stdout.isatty() and not as_json

@@ -6,11 +6,15 @@ examples/streaming_asr.py). Query parameters: ``model``, ``language``, ``encodin
 raw PCM with ``sample_rate`` and ``channels``; left out, or a container name such as ``webm`` or
 ``opus``, for containers like a browser MediaRecorder's WebM/Opus), ``interim_results``,
 ``endpointing`` (ms or ``false``), ``utterance_end_ms``, ``vad_events``. Parameters voxa has no use
-for (``smart_format``, ``punctuate``...) are accepted and ignored. Deepgram model names
+for (``smart_format``, ``punctuate``...) are accepted and ignored. voxa's own: ``diarize=true``
+(Deepgram's, with ``speaker`` on each final word) and ``wake=okay_nabu`` (any of ``voxa wake
+--list``; repeat or comma-separate several): nothing is recognised until a wake word is heard,
+which is announced as ``{"type": "WakeWord", "word", "phrase", "timestamp", "probability"}``;
+after ``wake_idle_ms`` (8000) without speech the stream waits for a wake word again. Deepgram model names
 (``nova-2``...) mean the server's default streaming model.
 
 Binary messages carry audio; text messages carry ``{"type": "KeepAlive" | "Finalize" |
-"CloseStream"}``. Out go ``Results``, ``SpeechStarted``, ``UtteranceEnd`` and, at the close,
+"CloseStream"}``. Out go ``Results``, ``SpeechStarted``, ``UtteranceEnd``, ``WakeWord`` and, at the close,
 ``Metadata`` (see ``voxa.streaming.message``).
 
 Refused at the handshake with an HTTP status and an OpenAI-shaped JSON body: bad parameters (400),
@@ -36,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..asr import load_model
 from ..audio import PcmDecoder, StreamDecoder
-from ..errors import AudioError, ModelError
+from ..errors import AudioError, InputError, ModelError
 from ..registry import known
 from ..streaming import Recognizer, Scheduler, StreamOptions, message
 from ..streaming.recognizer import ENDPOINTING_MS
@@ -124,6 +128,22 @@ def parse(q, config) -> tuple[str, StreamOptions, dict]:
         if (lack := missing()) is not None:
             raise Refused(400, f"diarize needs the diarize extra on this server ({lack} is missing): "
                                "pip install 'voxa[diarize]'", "diarize")
+    given = q.getlist("wake") if hasattr(q, "getlist") else [q.get("wake") or ""]
+    if any(given):  # wake=okay_nabu (repeated, or comma-separated): recognise only after it
+        from ..wake import missing, parse as wake_word
+
+        words = tuple(w.strip() for v in given for w in v.split(",") if w.strip())
+        try:
+            for w in words:
+                wake_word(w)
+        except InputError as e:
+            raise Refused(400, str(e), "wake") from None
+        if (lack := missing(words)) is not None:
+            raise Refused(400, f"wake words need the {lack} package on this server: pip install 'voxa[wake]'", "wake")
+        opts.wake = words
+        idle = _int(q, "wake_idle_ms", 1000, 600000, None)
+        if idle is not None:
+            opts.wake_idle_s = idle / 1000
     if opts.endpointing_ms is not None:
         opts.endpointing_ms = max(opts.endpointing_ms, 64)  # the voice detector judges 32 ms frames
     return _model_name(q, config), opts, {"encoding": encoding, "sample_rate": rate, "channels": channels}

@@ -14,6 +14,11 @@ A final is decoded with up to ``lookback_s`` (10 s) of the speech before it, and
 sent for that speech as Whisper's decoder prefix (``Recognizer._look_back``, called by the
 scheduler as the job starts, when every earlier final of the stream is known), so a short piece
 between two pauses is heard in context and Whisper only continues the text.
+
+With ``wake`` (wake words, :mod:`voxa.wake`) nothing is recognised until one of them is heard:
+the audio before it only advances the stream clock; from the detection on, the stream is
+recognised until no speech has been heard for ``wake_idle_s``, then it waits for a wake word
+again. Each detection is an event (:class:`voxa.types.WakeDetection`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..guards import word_key
-from ..types import SpeechStarted, StreamResult, UtteranceEnd, Word
+from ..types import SpeechStarted, StreamResult, UtteranceEnd, WakeDetection, Word
 from ..vad import StreamingVad
 
 if TYPE_CHECKING:
@@ -44,7 +49,7 @@ _BEAM_FROM_MS = 500  # endpointing from which finals are decoded with a beam (St
 ENDPOINTING_MS = 400
 _MAX_CLIP_S = 28.0  # a clip with its lookback stays inside Whisper's 30 s window
 
-Event = SpeechStarted | StreamResult | UtteranceEnd
+Event = SpeechStarted | StreamResult | UtteranceEnd | WakeDetection
 
 
 @dataclass
@@ -65,6 +70,8 @@ class StreamOptions:
     lookback_s: float = 10.0  # finals are decoded with up to this much of the preceding speech (0: off)
     final_beam: int | None = None  # beam for finals; None: 1 below _BEAM_FROM_MS endpointing, else 3
     diarize: bool = False  # speaker labels on the words of finals (voxa.streaming.speakers; the diarize extra)
+    wake: tuple[str, ...] = ()  # wake words (voxa.wake): recognise only after one of them is heard
+    wake_idle_s: float = 8.0  # after a wake word, this long without speech and it waits for one again
 
     def beam(self) -> int:
         """The beam finals are decoded with. Greedy when endpointing is short: there beam 3 measured
@@ -142,6 +149,13 @@ class Recognizer:
         self._utterance_end_sent = True
         self.closed = False
         self.error: Exception | None = None
+        self._wake = None  # the wake-word detector, fed the whole stream (its clock is the stream's)
+        self.awake = True
+        self._heard = 0  # stream sample index of the latest speech (or of the wake word)
+        if o.wake:
+            from ..wake import WakeDetector
+
+            self._wake, self.awake = WakeDetector(o.wake), False
         scheduler.register(self)
 
     # ------------------------------------------------------------------ input
@@ -149,7 +163,10 @@ class Recognizer:
         with self._lock:
             if self.closed:
                 raise RuntimeError("stream is closed")
-            buf = np.concatenate([self._rest, samples.astype(np.float32, copy=False)])
+            samples = samples.astype(np.float32, copy=False)
+            if self._wake is not None:
+                samples = self._gate(samples)
+            buf = np.concatenate([self._rest, samples])
             n = buf.size // FRAME * FRAME
             self._rest = buf[n:]
             if n == 0:
@@ -159,6 +176,36 @@ class Recognizer:
                 self._frame(buf[k * FRAME:(k + 1) * FRAME], float(p))
             self._maybe_interim()
         self.scheduler.notify()
+
+    def _gate(self, samples: np.ndarray) -> np.ndarray:
+        """With wake words: the part of ``samples`` to recognise. Asleep, the clock advances by
+        whole frames (the rest waits in ``_rest``) and nothing is kept; a detection wakes the
+        stream from its time on; awake, ``wake_idle_s`` without speech puts it back to sleep."""
+        hits = self._wake.push(samples)
+        if self.awake:
+            if self.speaking:
+                self._heard = self.samples
+            elif self.samples - self._heard > self.opts.wake_idle_s * SAMPLE_RATE:
+                self.awake = False
+                self._preroll.clear()
+                self._voiced = 0
+        if self.awake:
+            return samples
+        buf = np.concatenate([self._rest, samples])
+        self._rest = np.zeros(0, dtype=np.float32)
+        if not hits:
+            n = buf.size // FRAME * FRAME
+            self.samples += n
+            self._rest = buf[n:]
+            return self._rest[:0]
+        hit = hits[0]
+        cut = min(max(0, round(hit.time * SAMPLE_RATE) - self.samples), buf.size) // FRAME * FRAME
+        self.samples += cut
+        self.awake, self._heard = True, self.samples
+        self._ring.clear()  # the lookback never reaches across a stretch that was not listened to
+        self._history.clear()
+        self.emit(hit)
+        return buf[cut:]
 
     def _frame(self, frame: np.ndarray, p: float) -> None:
         o = self.opts
@@ -431,6 +478,8 @@ class Recognizer:
             self.closed = True
             self.queue.clear()
             self._utt = []
+            if self._wake is not None:  # under the lock: no push is using it
+                self._wake.close()
         if self.labeller is not None:
             self.labeller.close(0)
         self.scheduler.unregister(self)

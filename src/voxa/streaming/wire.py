@@ -4,7 +4,7 @@ websockets: examples/streaming_asr.py)."""
 
 from __future__ import annotations
 
-from ..types import SpeechStarted, UtteranceEnd
+from ..types import SpeechStarted, UtteranceEnd, WakeDetection
 from .recognizer import Event
 
 _PUNCT = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~¿¡“”‘’«»。，、！？：；"
@@ -14,6 +14,9 @@ def message(event: Event, *, request_id: str = "", model: str = "") -> dict:
     """An event as the JSON message of Deepgram's live API (``/v1/listen``), which voxa speaks."""
     if isinstance(event, SpeechStarted):
         return {"type": "SpeechStarted", "channel": [0, 1], "timestamp": event.timestamp}
+    if isinstance(event, WakeDetection):  # voxa's own (wake=...): Deepgram has no wake words
+        return {"type": "WakeWord", "channel": [0, 1], "word": event.word, "phrase": event.phrase,
+                "timestamp": event.time, "probability": event.probability}
     if isinstance(event, UtteranceEnd):
         return {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": event.last_word_end}
     words = [{"word": w.word.strip().lower().strip(_PUNCT) or w.word.strip(), "start": w.start, "end": w.end,
