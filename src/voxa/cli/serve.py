@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import VoxaError
-from . import app, fail
+from . import app, fail, out
 
 # options shared by `voxa serve` and `voxa agent`
 HOST = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs an API key.")
@@ -19,6 +19,12 @@ ALLOWED_HOST = typer.Option(None, "--allowed-host", help="Host name clients may 
 ALLOWED_ORIGIN = typer.Option(None, "--allowed-origin", help="Web origin (https://app.example.com) whose pages "
                                                             "may call the server (repeatable, * for any); also "
                                                             "VOXA_ALLOWED_ORIGINS.")
+
+
+WYOMING_ALLOW = typer.Option(None, "--wyoming-allow", help="Address or network (192.168.1.0/24, * for any) "
+                             "that may use Wyoming besides this machine (repeatable; needed to bind beyond loopback).")
+ZEROCONF = typer.Option(False, "--zeroconf", help="Announce Wyoming on the network (_wyoming._tcp), "
+                        "so Home Assistant finds it (needs the zeroconf package).")
 
 
 def server_config(host: str, port: int, api_key, allowed_host, allowed_origin, **settings):
@@ -87,6 +93,10 @@ def serve(
     max_streams: int = typer.Option(16, "--max-streams", min=1, help="Live streams at once."),
     voice_map: Optional[List[str]] = typer.Option(None, "--voice-map", help="Map an OpenAI voice name to an "
                                                   "installed voice, e.g. alloy=piper:joe (repeatable)."),
+    wyoming: Optional[str] = typer.Option(None, "--wyoming", help="Also serve Wyoming (Home Assistant: speech "
+                                          "to text, text to speech, wake words) on [HOST:]PORT, e.g. 10300."),
+    wyoming_allow: Optional[List[str]] = WYOMING_ALLOW,
+    zeroconf: bool = ZEROCONF,
 ):
     """Serve the OpenAI-compatible audio API, the web page and the voice agent over HTTP."""
     from ..server import serve as run
@@ -95,7 +105,40 @@ def serve(
         config = server_config(host, port, api_key, allowed_host, allowed_origin, models=_models(model or []),
                                max_text_chars=max_text_chars, max_upload_mb=max_upload_mb, max_audio_s=max_audio_s,
                                max_queue=max_queue, max_models=max_models, max_streams=max_streams,
-                               voice_map=_voice_map(voice_map or []))
+                               voice_map=_voice_map(voice_map or []), wyoming=wyoming,
+                               wyoming_allow=tuple(wyoming_allow or ()), wyoming_zeroconf=zeroconf)
     except VoxaError as e:
         fail(str(e))
     run(config)
+
+
+@app.command("wyoming")
+def wyoming_only(
+    address: str = typer.Argument("10300", help="[HOST:]PORT to serve on (default 127.0.0.1:10300)."),
+    wyoming_allow: Optional[List[str]] = WYOMING_ALLOW,
+    zeroconf: bool = ZEROCONF,
+    stream_model: str = typer.Option("tiny.en", "--model", "-m", help="Whisper model when a request names none."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="Voice when a request names none."),
+):
+    """Serve only Wyoming, for Home Assistant: speech to text, text to speech and wake words."""
+    import asyncio
+
+    from ..registry import known
+    from ..server import wyoming as wy
+
+    try:
+        host, port = wy.parse_address(address)
+        wy.check_bind(host, tuple(wyoming_allow or ()))
+        if known(stream_model, "asr") is None:
+            fail(f"unknown model {stream_model!r} (voxa models lists them)")
+        settings = wy.Settings(stream_model=stream_model, voice=voice, allow=tuple(wyoming_allow or ()))
+
+        out.print(f"Wyoming on tcp://{host}:{port} (add it in Home Assistant: Settings > Devices & services > "
+                  f"Add integration > Wyoming Protocol)", markup=False)
+        asyncio.run(wy.serve_forever(settings, host, port, zeroconf=zeroconf))
+    except VoxaError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot serve Wyoming on {address}: {e.strerror or e}")
+    except KeyboardInterrupt:
+        raise typer.Exit(130)

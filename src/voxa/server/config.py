@@ -71,6 +71,9 @@ class ServerConfig:
     read_timeout_s: float = 30.0      # longest pause while sending a request's body
     ws_ping_interval_s: float = 20.0  # WebSocket pings (a missing pong never closes a stream: see transport.py)
     agent: AgentConfig = field(default_factory=AgentConfig)  # the voice agent (/agent, /offer, /v1/agent)
+    wyoming: str | None = None        # also serve Wyoming (Home Assistant) on [HOST:]PORT (voxa.server.wyoming)
+    wyoming_allow: tuple[str, ...] = ()  # addresses/networks that may use it besides loopback ("*": any)
+    wyoming_zeroconf: bool = False    # announce it as _wyoming._tcp on the network
 
     def __setattr__(self, name, value):
         if name == "api_keys":  # every path (constructor, CLI, env, assignment) drops blanks
@@ -94,10 +97,15 @@ class ServerConfig:
         return ok
 
     def check_bind(self) -> None:
-        """A server reachable from other machines must ask for a key."""
+        """A server reachable from other machines must ask for a key (Wyoming, which has no keys,
+        for the addresses allowed to use it)."""
         if not self.api_keys and not is_loopback(self.host):
             raise InputError(f"refusing to listen on {self.host} without an API key: set VOXA_API_KEYS "
                              "or pass --api-key (or bind to 127.0.0.1)")
+        if self.wyoming:
+            from .wyoming import check_bind, parse_address
+
+            check_bind(parse_address(self.wyoming)[0], self.wyoming_allow)
 
     def host_names(self) -> set[str] | None:
         """The names a request's Host header may carry (lower case, no port); None: any."""
