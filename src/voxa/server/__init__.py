@@ -34,7 +34,7 @@ OPEN_PATHS = {"/health", "/", "/agent"}  # the page itself asks for the key
 
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:
-    from . import agent, listen, metrics, models, page, speech, transcriptions, watermark
+    from . import agent, listen, metrics, models, page, speech, telephony, transcriptions, watermark
 
     from .. import asr, registry
 
@@ -44,7 +44,19 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     async def lifespan(_app):
         # the pool that runs sync routes, file reads and decoding (anyio's; 40 by default)
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.worker_threads
+        service = None
+        if config.wyoming:  # Wyoming on its own port, on this loop, sharing models and decoders
+            from . import wyoming
+            from .listen import _scheduler
+
+            host, port = wyoming.parse_address(config.wyoming)
+            settings = wyoming.settings_from(config, allow=config.wyoming_allow,
+                                             scheduler_of=lambda engine: _scheduler(_app, engine),
+                                             voice=config.agent.voice)
+            service = await wyoming.start(settings, host, port, zeroconf=config.wyoming_zeroconf)
         yield
+        if service is not None:
+            service.close()
 
     app = FastAPI(title="voxa", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.config = config
@@ -76,6 +88,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.include_router(page.router)
     app.include_router(watermark.router)
     app.include_router(agent.router)
+    app.include_router(telephony.router)
     app.state.metrics = metrics.install(app)
     app.state.queues = ModelQueues(config.max_queue, lambda name, n: app.state.metrics.queued.labels(name).set(n))
     app.add_middleware(Guard, config=config)  # before the routes: Host, Origin, body size

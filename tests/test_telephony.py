@@ -1,0 +1,385 @@
+"""WS /v1/telephony/twilio end to end, with the agent's real models (tiny.en streaming, Silero +
+smart-turn, the bundled SmolLM2, hibari). :class:`Phone` plays Twilio's side of a bidirectional Media
+Stream: ``connected``, ``start``, then one 20 ms base64 μ-law ``media`` frame every 20 ms (real
+recordings from ../shared/eval while the caller speaks, silence otherwise); it plays the bot's audio
+on a clock, echoes each ``mark`` once the audio before it has played, and on ``clear`` drops what it
+holds and echoes the pending marks at once, as Twilio does."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+import urllib.request
+import uuid
+from collections import deque
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pipecat")
+websockets = pytest.importorskip("websockets")
+
+from websockets.asyncio.client import connect  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+
+from voxa.agent import AgentConfig, LLMConfig  # noqa: E402
+from voxa.server.config import ServerConfig  # noqa: E402
+
+from .conftest import start_server  # noqa: E402
+
+KEY = "telephony-test-key"
+LS = "librispeech-test-other-Resemblyzer"
+FRAME = 160  # 20 ms at 8 kHz
+SILENCE = b"\xff" * FRAME  # μ-law zero
+MULAW = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+
+
+# --------------------------------------------------------------------------- G.711 μ-law (as audioop)
+_SEG = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
+
+
+def ulaw(x: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] to μ-law bytes (bit-exact with audioop.lin2ulaw)."""
+    v = np.clip(np.round(np.asarray(x, np.float64) * 32767), -32768, 32767).astype(np.int32) >> 2
+    mask = np.where(v < 0, 0x7F, 0xFF)
+    v = np.minimum(np.abs(v), 8159) + 0x21
+    seg = np.searchsorted(_SEG, v)
+    s = np.minimum(seg, 7)
+    return (np.where(seg > 7, 0x7F, (s << 4) | ((v >> (s + 1)) & 0xF)) ^ mask).astype(np.uint8).tobytes()
+
+
+def unulaw(data: bytes) -> np.ndarray:
+    u = ~np.frombuffer(data, np.uint8).astype(np.int32) & 0xFF
+    mag = (((u & 0x0F) << 3) + 0x84) << ((u >> 4) & 7)
+    return (np.where(u & 0x80, 0x84 - mag, mag - 0x84) / 32768.0).astype(np.float32)
+
+
+def test_ulaw_round_trip():
+    x = np.linspace(-1, 1, 4001)
+    assert ulaw(np.zeros(3)) == b"\xff\xff\xff"
+    assert np.abs(unulaw(ulaw(x)) - x).max() < 0.02  # 8-bit log: coarse at the loud end only
+
+
+# --------------------------------------------------------------------------- Twilio's side
+class Phone:
+    """One call. ``delay``: seconds from receiving bot audio to playing it (a slow network)."""
+
+    def __init__(self, url: str, *, key: str | None = KEY, delay: float = 0.0):
+        self.url = url.replace("http://", "ws://") + "/v1/telephony/twilio"
+        self.sid, self.key, self.delay = "MZ" + uuid.uuid4().hex, key, delay
+        self.queue: deque[tuple[bytes, str | None]] = deque()  # the caller's audio to send
+        self.sent_at: dict[str, float] = {}  # tag -> when its frame went out
+        self.media: list[tuple[float, float, float]] = []  # per bot media frame: (arrival, when it plays, its peak)
+        self.audio = bytearray()  # the bot's μ-law
+        self.marks: list[tuple[float, str]] = []
+        self.echoed: list[tuple[float, str]] = []
+        self.clears: list[float] = []
+        self.pending: list[tuple[float, str]] = []  # (when played, mark)
+        self.wrong: list[dict] = []  # messages without our streamSid, or of unknown events
+        self.play_end = 0.0
+        self.seq = self.chunk = self.tags = 0
+        self.closed: tuple[int | None, str | None] | None = None
+
+    async def __aenter__(self):
+        self.ws = await connect(self.url, open_timeout=30)
+        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        params = {"api_key": self.key} if self.key else {}
+        await self.send({"event": "start", "streamSid": self.sid, "start": {
+            "streamSid": self.sid, "accountSid": "AC" + uuid.uuid4().hex, "callSid": "CA" + uuid.uuid4().hex,
+            "tracks": ["inbound"], "customParameters": params, "mediaFormat": MULAW}})
+        self.t0 = time.monotonic()
+        self.tasks = [asyncio.create_task(self._speak()), asyncio.create_task(self._listen())]
+        return self
+
+    async def __aexit__(self, *exc):
+        if self.closed is None:
+            try:
+                await self.send({"event": "stop", "streamSid": self.sid, "stop": {}})
+            except ConnectionClosed:
+                pass
+        for t in self.tasks:
+            t.cancel()
+        await self.ws.close()
+
+    async def send(self, msg: dict):
+        self.seq += 1
+        await self.ws.send(json.dumps({**msg, "sequenceNumber": str(self.seq)}))
+
+    def say(self, samples: np.ndarray) -> tuple[str, str]:
+        """Queue 8 kHz speech; returns tags for the frames where it starts and stops being loud."""
+        data = ulaw(samples)
+        data += SILENCE[: -len(data) % FRAME or 0]
+        loud = np.nonzero(np.abs(samples) > 0.05)[0]
+        first, last = loud[0] // FRAME, loud[-1] // FRAME
+        self.tags += 1
+        start, end = f"start{self.tags}", f"end{self.tags}"
+        for n in range(len(data) // FRAME):
+            self.queue.append((data[n * FRAME:(n + 1) * FRAME], start if n == first else end if n == last else None))
+        return start, end
+
+    async def _speak(self):
+        tick = time.monotonic()
+        while True:
+            payload, tag = self.queue.popleft() if self.queue else (SILENCE, None)
+            now = time.monotonic()
+            if tag:
+                self.sent_at[tag] = now
+            self.chunk += 1
+            await self.send({"event": "media", "streamSid": self.sid, "media": {
+                "track": "inbound", "chunk": str(self.chunk), "timestamp": str(int((now - self.t0) * 1000)),
+                "payload": base64.b64encode(payload).decode()}})
+            for due in [p for p in self.pending if p[0] <= now]:
+                self.pending.remove(due)
+                await self.echo(due[1])
+            tick += FRAME / 8000
+            await asyncio.sleep(max(0.0, tick - time.monotonic()))
+
+    async def echo(self, name: str):
+        self.echoed.append((time.monotonic(), name))
+        await self.send({"event": "mark", "streamSid": self.sid, "mark": {"name": name}})
+
+    async def _listen(self):
+        try:
+            async for raw in self.ws:
+                now, msg = time.monotonic(), json.loads(raw)
+                event = msg.get("event")
+                if msg.get("streamSid") != self.sid or event not in ("media", "mark", "clear"):
+                    self.wrong.append(msg)
+                if event == "media":
+                    chunk = base64.b64decode(msg["media"]["payload"])
+                    start = max(self.play_end, now + self.delay)
+                    self.play_end = start + len(chunk) / 8000
+                    self.media.append((now, start, float(np.abs(unulaw(chunk)).max(initial=0.0))))
+                    self.audio += chunk
+                elif event == "mark":
+                    self.marks.append((now, msg["mark"]["name"]))
+                    self.pending.append((max(self.play_end, now), msg["mark"]["name"]))
+                elif event == "clear":
+                    self.clears.append(now)
+                    self.play_end = now
+                    for _, name in self.pending:
+                        await self.echo(name)
+                    self.pending.clear()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed = (self.ws.close_code, self.ws.close_reason)
+
+    async def until(self, cond, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and self.closed is None:
+            if cond():
+                return True
+            await asyncio.sleep(0.02)
+        return bool(cond())
+
+    def quiet(self, seconds: float) -> bool:
+        """The bot has spoken and nothing has played for ``seconds``."""
+        return bool(self.media) and time.monotonic() > self.play_end + seconds
+
+    def first_after(self, t: float, loud: float = 0.0):
+        return next((m for m in self.media if m[0] >= t and m[2] > loud), None)
+
+
+async def open_call(url: str, **kw) -> Phone:
+    """A call on the one-slot agent: the previous call's slot comes back a moment after it ended (1013 till then)."""
+    for _ in range(100):
+        phone = await Phone(url, **kw).__aenter__()
+        await phone.until(lambda: False, 1.5)
+        if phone.closed is None:
+            return phone
+        await phone.__aexit__()
+        assert phone.closed[0] == 1013, phone.closed
+        await asyncio.sleep(0.2)
+    pytest.fail("the session slot was never freed")
+
+
+def speech(eval_dir, name: str) -> np.ndarray:
+    from voxa import audio
+
+    x = audio.decode(eval_dir / LS / f"{name}.flac", 8000)
+    onset = max(0, int(np.argmax(np.abs(x) > 0.05)) - 800)  # from 0.1 s before the speech
+    return x[onset:]
+
+
+def health(url: str) -> bool:
+    with urllib.request.urlopen(url + "/health", timeout=30) as r:
+        return r.status == 200
+
+
+@pytest.fixture(scope="module")
+def phone_agent():
+    return start_server(ServerConfig(api_keys=(KEY,), agent=AgentConfig(max_sessions=1, llm=LLMConfig(max_tokens=40))))
+
+
+# --------------------------------------------------------------------------- real models
+@pytest.mark.slow
+def test_a_phone_call_with_the_local_agent(phone_agent, eval_dir, caplog):
+    """The greeting, five turns (voice-to-voice latency measured at the phone: from the end of
+    the caller's speech in the sent stream to the first bot media frame), then a barge-in."""
+    caplog.set_level(logging.INFO, logger="voxa.agent")  # the server's own per-turn latency rows
+    turns = ["1688-142285-0002", "1998-15444-0007", "1998-15444-0008", "2414-128291-0000", "2414-128291-0003"]
+
+    async def call():
+        phone = await open_call(phone_agent)
+        try:
+            assert await phone.until(lambda: phone.quiet(2.0), 240), "no greeting"
+            greeting = unulaw(bytes(phone.audio))
+            assert greeting.size > 8000 and np.sqrt(np.mean(greeting ** 2)) > 0.01  # a second or more of speech
+            assert phone.marks and phone.echoed, "no marks"  # one per sentence, echoed once played
+            latencies, audible, early = [], [], 0
+            for name in turns:
+                start, end = phone.say(speech(eval_dir, name))
+                assert await phone.until(lambda: end in phone.sent_at and phone.first_after(phone.sent_at[end])
+                                         and phone.quiet(2.0), 120), f"no answer to {name}"
+                early += any(phone.sent_at[start] <= m[0] < phone.sent_at[end] for m in phone.media)
+                latencies.append(phone.first_after(phone.sent_at[end])[0] - phone.sent_at[end])
+                audible.append(phone.first_after(phone.sent_at[end], 0.02)[0] - phone.sent_at[end])
+            # barge-in: the caller talks over the answer 0.3 s after it starts playing
+            _, end = phone.say(speech(eval_dir, "2414-128291-0009"))
+            assert await phone.until(lambda: end in phone.sent_at and (m := phone.first_after(phone.sent_at[end]))
+                                     and time.monotonic() > m[1] + 0.3, 120), "no answer to barge in on"
+            assert time.monotonic() < phone.play_end, "the answer was over before the barge-in"
+            n_clears = len(phone.clears)
+            phone.say(speech(eval_dir, "2033-164914-0004"))
+            assert await phone.until(lambda: len(phone.clears) > n_clears, 10), "no clear on barge-in"
+            cleared = phone.clears[n_clears]
+            await asyncio.sleep(1.0)
+            assert not [m for m in phone.media if cleared + 0.3 < m[0] < cleared + 1.0], "bot audio after the clear"
+            assert not phone.wrong, phone.wrong[:3]
+            return latencies, audible, early
+        finally:
+            await phone.__aexit__()
+
+    latencies, audible, early = asyncio.run(call())
+    print(f"\nvoice-to-voice over μ-law at the phone (s): {[round(x, 2) for x in latencies]}, median "
+          f"{np.median(latencies):.2f}; to the first audible frame: {[round(x, 2) for x in audible]}; "
+          f"turns answered before the caller finished: {early}")
+    rows = [json.loads(r.getMessage()) for r in caplog.records
+            if r.name == "voxa.agent" and '"latency"' in r.getMessage()]
+    print("the server's voice_to_voice_ms per turn:", [r["voice_to_voice_ms"] for r in rows])
+    assert all(0 < x < 15 for x in latencies), latencies
+    req = urllib.request.Request(phone_agent + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    body = urllib.request.urlopen(req, timeout=30).read().decode()
+    assert 'voxa_agent_latency_seconds_count{stage="voice_to_voice"}' in body
+    assert health(phone_agent)
+
+
+@pytest.mark.slow
+def test_bad_input_on_the_twilio_socket(phone_agent):
+    """Each refusal closes the socket with a code and a reason and leaves the server serving;
+    a dtmf, an unknown event, broken media and a stray mark mid-call are ignored; the slot of a
+    call that was hung up on comes back."""
+    ws_url = phone_agent.replace("http://", "ws://") + "/v1/telephony/twilio"
+    start = {"streamSid": "MZ1", "accountSid": "AC1", "callSid": "CA1", "customParameters": {"api_key": KEY},
+             "mediaFormat": MULAW}
+
+    async def refused(*messages, wait=10.0):
+        t = time.monotonic()
+        async with connect(ws_url) as ws:
+            for m in messages:
+                await ws.send(m if isinstance(m, bytes) else json.dumps(m) if isinstance(m, dict) else m)
+            try:
+                async with asyncio.timeout(wait):
+                    async for _ in ws:
+                        pass
+            except ConnectionClosed:
+                pass
+            return ws.close_code, ws.close_reason, time.monotonic() - t
+
+    async def main():
+        connected = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+        cases = [
+            (("not json",), 1007, "JSON"),
+            ((connected, {"event": "start", "start": {**start, "mediaFormat": {**MULAW, "encoding": "audio/l16"}}}),
+             1003, "mediaFormat"),
+            ((connected, {"event": "start", "start": {**start, "mediaFormat": {**MULAW, "sampleRate": 16000}}}),
+             1003, "mediaFormat"),
+            ((connected, {"event": "start", "start": {**start, "customParameters": {}}}), 1008, "API key"),
+            ((connected, {"event": "start", "start": {**start, "customParameters": {"api_key": "wrong"}}}),
+             1008, "API key"),
+            ((connected, {"event": "start", "start": {"callSid": "CA1"}}), 1008, "streamSid"),
+            ((b"\x00\x01\x02",), 1003, "JSON text"),
+            ((json.dumps({"event": "connected", "pad": "x" * 70_000}),), 1009, "64 KB"),
+            ((connected,), 1008, "no start message"),  # and then nothing
+        ]
+        for messages, code, why in cases:
+            got, reason, took = await refused(*messages)
+            assert got == code and why in reason, (messages[-1] if len(str(messages)) < 300 else why, got, reason)
+            assert took < 8, took
+            assert health(phone_agent)
+
+        phone = await open_call(phone_agent)
+        try:
+            assert await phone.until(lambda: phone.media, 120), "no greeting"
+            for junk in ({"event": "dtmf", "streamSid": phone.sid, "dtmf": {"track": "inbound_track", "digit": "1"}},
+                         {"event": "dtmf", "streamSid": phone.sid, "dtmf": {"digit": "banana"}},
+                         {"event": "dance", "streamSid": phone.sid},
+                         {"event": "media", "streamSid": phone.sid, "media": {"payload": "!!!not base64"}},
+                         {"event": "media", "streamSid": phone.sid, "media": ["a"]},
+                         {"event": "mark", "streamSid": phone.sid, "mark": {"name": "never-sent"}},
+                         {"event": "mark", "streamSid": phone.sid, "mark": "x"}):
+                await phone.send(junk)
+            heard = len(phone.media)
+            await phone.until(lambda: False, 1.0)
+            assert phone.closed is None and len(phone.media) > heard, "the call did not go on"
+            await phone.send({"event": "media", "streamSid": phone.sid, "media": {"payload": "A" * 70_000}})
+            assert await phone.until(lambda: phone.closed is not None, 10)
+            assert phone.closed[0] == 1009 and "64 KB" in phone.closed[1], phone.closed
+        finally:
+            await phone.__aexit__()
+        assert health(phone_agent)
+        again = await open_call(phone_agent)  # the hung-up call's slot is free again
+        try:
+            assert await again.until(lambda: again.media, 120), "the next call was not answered"
+            await again.ws.send("{not json")  # bad JSON mid-call: hung up on
+            assert await again.until(lambda: again.closed is not None, 10)
+            assert again.closed[0] == 1007, again.closed
+        finally:
+            await again.__aexit__()
+        assert health(phone_agent)
+
+    asyncio.run(main())
+
+
+@pytest.mark.slow
+def test_on_barge_in_the_memory_keeps_what_the_caller_heard(eval_dir):
+    """With 2 s between the server sending audio and the caller hearing it, the sentences sent
+    but not yet heard when the caller barges in are not remembered: the next request to the LLM
+    carries only sentences whose mark Twilio had echoed (Pipecat alone would keep every sentence
+    whose audio had been sent). The LLM is an OpenAI-compatible stub with a twelve-sentence answer."""
+    from .test_agent import _fake_llm
+
+    sentences = [f"The stew was {w}." for w in
+                 ("hot", "thick", "brown", "salty", "rich", "spicy", "fresh", "mild", "sweet", "dark", "good", "done")]
+    base_url, seen = _fake_llm(" ".join(sentences))
+    url = start_server(ServerConfig(api_keys=(KEY,), agent=AgentConfig(
+        greeting="", max_sessions=1, llm=LLMConfig(base_url=base_url, model="fake"))))
+
+    async def call():
+        phone = await open_call(url, delay=2.0)
+        try:
+            _, end = phone.say(speech(eval_dir, "2414-128291-0008"))
+            assert await phone.until(lambda: end in phone.sent_at and (m := phone.first_after(phone.sent_at[end]))
+                                     and time.monotonic() > m[1] + 1.5, 120), "no answer"
+            asked, n_clears = len(seen), len(phone.clears)  # (a clear goes out at every turn's start)
+            phone.say(speech(eval_dir, "1688-142285-0004"))
+            assert await phone.until(lambda: len(phone.clears) > n_clears, 10), "no clear on barge-in"
+            cleared = phone.clears[n_clears]
+            sent = sum(t < cleared for t, _ in phone.marks)
+            echoed = sum(t < cleared for t, _ in phone.echoed)
+            assert await phone.until(lambda: len(seen) > asked, 60), "the interruption was not answered"
+            return sent, echoed
+        finally:
+            await phone.__aexit__()
+
+    sent, echoed = asyncio.run(call())
+    history = [m for m in seen[-1]["messages"] if m["role"] == "assistant"]
+    said = history[0]["content"] if history else ""
+    remembered = sum(s in said for s in sentences)
+    print(f"\nsentences sent before the clear: {sent}, heard (marks echoed): {echoed}, remembered: {remembered}")
+    assert sent > echoed >= 1, (sent, echoed)  # some sentences were sent but not heard
+    assert 1 <= remembered <= echoed, (said, sent, echoed)
