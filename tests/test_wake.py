@@ -55,7 +55,7 @@ def test_a_wake_word_between_real_utterances_is_found_once_at_its_time(eval_dir,
 
 def test_no_false_accept_on_real_speech(eval_dir):
     """The default word on real read and meeting speech with no wake word in it."""
-    files = sorted((eval_dir / LS).glob("*.flac"))[:20] + sorted((eval_dir / "pyannote-audio").glob("*.wav"))
+    files = sorted((eval_dir / LS).glob("*.flac"))[:20] + sorted((eval_dir / "pyannote-audio/ami-debug").glob("*.wav"))
     assert files
     for f in files:
         assert ww.detect(f, [ww.DEFAULT_WORD, "oww:okay_nabu"]) == [], f
