@@ -34,7 +34,7 @@ OPEN_PATHS = {"/health", "/", "/agent"}  # the page itself asks for the key
 
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:
-    from . import agent, listen, metrics, models, page, speech, telephony, transcriptions, watermark
+    from . import agent, listen, metrics, models, page, realtime, speech, telephony, transcriptions, watermark
 
     from .. import asr, registry
 
@@ -89,6 +89,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.include_router(watermark.router)
     app.include_router(agent.router)
     app.include_router(telephony.router)
+    app.include_router(realtime.router)
     app.state.metrics = metrics.install(app)
     app.state.queues = ModelQueues(config.max_queue, lambda name, n: app.state.metrics.queued.labels(name).set(n))
     app.add_middleware(Guard, config=config)  # before the routes: Host, Origin, body size

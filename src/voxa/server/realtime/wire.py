@@ -1,0 +1,279 @@
+"""The OpenAI Realtime protocol's pieces that do not depend on a session: audio formats, the
+session settings a client sends (GA ``session.update`` and the beta
+``transcription_session.update``), event ids and the shapes of server events.
+
+Audio formats: ``audio/pcm`` (16-bit little-endian mono at 24 kHz; the beta ``pcm16``),
+``audio/pcmu`` and ``audio/pcma`` (G.711 μ-law / A-law at 8 kHz; the beta ``g711_ulaw`` /
+``g711_alaw``). G.711 is decoded with numpy (ITU-T G.711's segment rules), no audioop.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...audio import from_pcm16, resample
+
+FORMATS = {"audio/pcm": ("pcm", 24000), "pcm16": ("pcm", 24000), "audio/pcmu": ("pcmu", 8000),
+           "g711_ulaw": ("pcmu", 8000), "audio/pcma": ("pcma", 8000), "g711_alaw": ("pcma", 8000)}
+MAX_APPEND_BYTES = 15 * 1024 * 1024 // 4 * 3  # OpenAI's 15 MiB of base64 per append
+_ids = itertools.count(1)
+
+
+class BadEvent(ValueError):
+    """A client event that cannot be done; becomes an ``error`` event, and the session goes on."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_value",
+                 event_id: str | None = None):
+        super().__init__(message)
+        self.param, self.code, self.event_id = param, code, event_id
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+def event(kind: str, **fields) -> dict:
+    return {"type": kind, "event_id": f"event_{next(_ids):08d}", **fields}
+
+
+def error(message: str, *, code: str = "invalid_value", param: str | None = None,
+          event_id: str | None = None, kind: str = "invalid_request_error") -> dict:
+    return event("error", error={"type": kind, "code": code, "message": message, "param": param,
+                                 "event_id": event_id})
+
+
+# --------------------------------------------------------------------------- audio
+def _ulaw_table() -> np.ndarray:
+    u = ~np.arange(256, dtype=np.uint8)
+    sign, exponent, mantissa = u & 0x80, (u >> 4) & 0x07, u & 0x0F
+    magnitude = ((mantissa.astype(np.int32) << 3) + 0x84) << exponent
+    return np.where(sign != 0, 0x84 - magnitude, magnitude - 0x84).astype(np.float32) / 32768.0
+
+
+def _alaw_table() -> np.ndarray:
+    a = np.arange(256, dtype=np.uint8) ^ 0x55
+    sign, exponent, mantissa = a & 0x80, (a >> 4) & 0x07, (a & 0x0F).astype(np.int32)
+    magnitude = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << (exponent - 1).clip(0))
+    return np.where(sign != 0, magnitude, -magnitude).astype(np.float32) / 32768.0
+
+
+ULAW, ALAW = _ulaw_table(), _alaw_table()
+
+
+def _int16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(np.asarray(samples, np.float32) * 32768.0), -32768, 32767).astype(np.int32)
+
+
+def encode_ulaw(samples: np.ndarray) -> bytes:
+    """float32 at 8 kHz → μ-law bytes (G.711, as CPython's audioop did it: 14-bit, bias 33)."""
+    x = _int16(samples) >> 2
+    mask = np.where(x < 0, 0x7F, 0xFF)
+    x = np.minimum(np.abs(x), 8159) + 33
+    seg = np.searchsorted(np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF]), x)
+    u = np.where(seg >= 8, 0x7F, (seg << 4) | ((x >> (seg + 1)) & 0x0F))
+    return ((u ^ mask) & 0xFF).astype(np.uint8).tobytes()
+
+
+def encode_alaw(samples: np.ndarray) -> bytes:
+    """float32 at 8 kHz → A-law bytes (G.711, as CPython's audioop did it: 13-bit)."""
+    x = _int16(samples) >> 3
+    mask = np.where(x >= 0, 0xD5, 0x55)
+    x = np.where(x >= 0, x, -x - 1)
+    seg = np.searchsorted(np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF]), x)
+    a = np.where(seg >= 8, 0x7F, (seg << 4) | (np.where(seg < 2, x >> 1, x >> np.maximum(seg, 1)) & 0x0F))
+    return ((a ^ mask) & 0xFF).astype(np.uint8).tobytes()
+
+
+class AudioIn:
+    """Base64 audio of one format → 16 kHz float32, with the session's clock in milliseconds."""
+
+    def __init__(self, fmt: str):
+        self.kind, self.rate = FORMATS[fmt]
+        self.received = 0  # samples of the client's audio so far
+        self._odd = b""
+
+    def __call__(self, b64: str) -> np.ndarray:
+        try:
+            data = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise BadEvent("audio must be base64", param="audio") from None
+        if self.kind == "pcm":
+            data, self._odd = self._odd + data, b""
+            if len(data) % 2:
+                data, self._odd = data[:-1], data[-1:]
+            x = from_pcm16(data)
+        else:
+            x = (ULAW if self.kind == "pcmu" else ALAW)[np.frombuffer(data, np.uint8)]
+        self.received += x.size
+        return resample(x, self.rate, 16000) if x.size else x
+
+    @property
+    def ms(self) -> int:
+        return int(self.received * 1000 / self.rate)
+
+
+def audio_out(samples: np.ndarray, rate: int, fmt: str) -> str:
+    """float32 at ``rate`` → base64 in the session's output format."""
+    kind, out_rate = FORMATS[fmt]
+    x = resample(samples, rate, out_rate) if rate != out_rate else samples
+    if kind == "pcm":
+        from ...audio import to_pcm16
+
+        data = to_pcm16(x)
+    else:
+        data = encode_ulaw(x) if kind == "pcmu" else encode_alaw(x)
+    return base64.b64encode(data).decode("ascii")
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass
+class TurnDetection:
+    kind: str | None = "server_vad"  # server_vad | semantic_vad | None (the client commits)
+    threshold: float = 0.5
+    prefix_padding_ms: int = 300
+    silence_duration_ms: int = 500
+    create_response: bool = True
+    interrupt_response: bool = True
+    eagerness: str = "auto"
+
+    def to_dict(self) -> dict | None:
+        if self.kind is None:
+            return None
+        if self.kind == "semantic_vad":
+            return {"type": "semantic_vad", "eagerness": self.eagerness, "create_response": self.create_response,
+                    "interrupt_response": self.interrupt_response}
+        return {"type": "server_vad", "threshold": self.threshold, "prefix_padding_ms": self.prefix_padding_ms,
+                "silence_duration_ms": self.silence_duration_ms, "create_response": self.create_response,
+                "interrupt_response": self.interrupt_response}
+
+
+SEMANTIC_SILENCE_MS = {"high": 300, "auto": 500, "medium": 500, "low": 1000}  # eagerness → pause
+
+
+@dataclass
+class Settings:
+    """A session's settings, as the client set them (the parts voxa honours)."""
+
+    type: str = "realtime"  # or "transcription"
+    model: str = "whisper-1"  # the transcription model asked for
+    language: str | None = None
+    prompt: str = ""
+    input_format: str = "audio/pcm"
+    output_format: str = "audio/pcm"
+    turn: TurnDetection = field(default_factory=TurnDetection)
+    instructions: str = ""
+    voice: str = "alloy"
+    include: list[str] = field(default_factory=list)
+    beta: bool = False  # the client speaks the beta names
+
+    def session(self, session_id: str) -> dict:
+        """The session object sent in session.created / session.updated."""
+        transcription = {"model": self.model, "language": self.language, "prompt": self.prompt}
+        if self.beta:
+            return {"id": session_id, "object": "realtime.transcription_session" if self.type == "transcription"
+                    else "realtime.session", "input_audio_format": _beta_name(self.input_format),
+                    "input_audio_transcription": transcription, "turn_detection": self.turn.to_dict(),
+                    "include": self.include, "modalities": ["text"]}
+        return {"type": self.type, "id": session_id, "object": "realtime.transcription_session"
+                if self.type == "transcription" else "realtime.session", "include": self.include,
+                "audio": {"input": {"format": _format_obj(self.input_format), "transcription": transcription,
+                                    "turn_detection": self.turn.to_dict(), "noise_reduction": None}}}
+
+
+def _format_obj(name: str) -> dict:
+    kind, rate = FORMATS[name]
+    return {"type": {"pcm": "audio/pcm", "pcmu": "audio/pcmu", "pcma": "audio/pcma"}[kind]} | \
+        ({"rate": rate} if kind == "pcm" else {})
+
+
+def _beta_name(name: str) -> str:
+    return {"pcm": "pcm16", "pcmu": "g711_ulaw", "pcma": "g711_alaw"}[FORMATS[name][0]]
+
+
+def _format_name(value, param: str) -> str:
+    name = value.get("type") if isinstance(value, dict) else value
+    if name not in FORMATS:
+        raise BadEvent(f"unsupported audio format {name!r}: use audio/pcm (24 kHz), audio/pcmu or audio/pcma",
+                       param=param)
+    if isinstance(value, dict) and value.get("rate") not in (None, FORMATS[name][1]):
+        raise BadEvent(f"{name} is {FORMATS[name][1]} Hz here, not {value.get('rate')}", param=param + ".rate")
+    return name
+
+
+def _turn(value, param: str) -> TurnDetection:
+    if value is None:
+        return TurnDetection(kind=None)
+    if not isinstance(value, dict) or value.get("type", "server_vad") not in ("server_vad", "semantic_vad"):
+        raise BadEvent("turn_detection must be null, server_vad or semantic_vad", param=param)
+    t = TurnDetection(kind=value.get("type", "server_vad"))
+    checks = {"threshold": (float, 0.0, 1.0), "prefix_padding_ms": (int, 0, 5000),
+              "silence_duration_ms": (int, 64, 10000)}
+    for key, (kind, lo, hi) in checks.items():
+        if value.get(key) is not None:
+            v = value[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise BadEvent(f"{key} must be a number from {lo} to {hi}", param=f"{param}.{key}")
+            setattr(t, key, kind(v))
+    for key in ("create_response", "interrupt_response"):
+        if value.get(key) is not None:
+            setattr(t, key, bool(value[key]))
+    if t.kind == "semantic_vad":
+        t.eagerness = value.get("eagerness") or "auto"
+        if t.eagerness not in SEMANTIC_SILENCE_MS:
+            raise BadEvent("eagerness must be low, medium, high or auto", param=f"{param}.eagerness")
+        t.silence_duration_ms = SEMANTIC_SILENCE_MS[t.eagerness]
+    return t
+
+
+def _transcription(s: Settings, value, param: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise BadEvent("transcription must be an object", param=param)
+    if value.get("model"):
+        s.model = str(value["model"])
+    if "language" in value:
+        s.language = (value.get("language") or "").split("-")[0].lower() or None
+    if value.get("prompt") is not None:
+        s.prompt = str(value["prompt"])[:2000]
+
+
+def update(s: Settings, session: dict, *, beta: bool) -> None:
+    """Apply a session.update's ``session`` (GA shape, or the beta flat one) to ``s``."""
+    if not isinstance(session, dict):
+        raise BadEvent("session must be an object", param="session")
+    s.beta = beta
+    if session.get("type") in ("realtime", "transcription"):
+        s.type = session["type"]
+    audio = session.get("audio")
+    if isinstance(audio, dict):
+        inp = audio.get("input") or {}
+        if "format" in inp:
+            s.input_format = _format_name(inp["format"], "session.audio.input.format")
+        _transcription(s, inp.get("transcription"), "session.audio.input.transcription")
+        if "turn_detection" in inp:
+            s.turn = _turn(inp["turn_detection"], "session.audio.input.turn_detection")
+        out = audio.get("output") or {}
+        if "format" in out:
+            s.output_format = _format_name(out["format"], "session.audio.output.format")
+        if out.get("voice"):
+            s.voice = str(out["voice"])
+    if "input_audio_format" in session:
+        s.input_format = _format_name(session["input_audio_format"], "session.input_audio_format")
+    if "output_audio_format" in session:
+        s.output_format = _format_name(session["output_audio_format"], "session.output_audio_format")
+    _transcription(s, session.get("input_audio_transcription"), "session.input_audio_transcription")
+    if "turn_detection" in session:
+        s.turn = _turn(session["turn_detection"], "session.turn_detection")
+    if session.get("instructions") is not None:
+        s.instructions = str(session["instructions"])[:20000]
+    if session.get("voice"):
+        s.voice = str(session["voice"])
+    if session.get("include") is not None:
+        s.include = [str(i) for i in session["include"]][:8]

@@ -1,0 +1,195 @@
+"""WS /v1/realtime transcription sessions through the official `openai` SDK (GA and beta
+clients) on real recordings: items, streamed deltas, completed transcripts, G.711 input, manual
+commits, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openai")
+
+from voxa import audio  # noqa: E402
+from voxa.server.config import ServerConfig  # noqa: E402
+from voxa.server.realtime.wire import ALAW, ULAW, encode_alaw, encode_ulaw  # noqa: E402
+
+from .conftest import start_server, wer  # noqa: E402
+
+LS = "librispeech-test-other-Resemblyzer"
+FIRST, SECOND = "1688-142285-0003.flac", "1688-142285-0005.flac"
+
+
+@pytest.fixture(scope="module")
+def url():
+    return start_server(ServerConfig(api_keys=()))
+
+
+def two_utterances(eval_dir) -> tuple[np.ndarray, list[str]]:
+    a, b = (audio.decode(eval_dir / LS / f) for f in (FIRST, SECOND))
+    z = lambda s: np.zeros(int(s * 16000), np.float32)  # noqa: E731
+    return np.concatenate([z(0.5), a, z(1.0), b, z(1.0)]), [a, b]
+
+
+async def collect(conn, until, n: int, timeout: float = 120.0) -> list:
+    got, done = [], 0
+
+    async def read():
+        nonlocal done
+        async for ev in conn:
+            got.append(ev)
+            if ev.type == until:
+                done += 1
+                if done == n:
+                    return
+            if ev.type == "error":
+                return
+
+    await asyncio.wait_for(read(), timeout)
+    return got
+
+
+async def send_pcm(conn, samples16k: np.ndarray, *, pace: float = 0.0) -> None:
+    pcm = audio.to_pcm16(audio.resample(samples16k, 16000, 24000))
+    step = 24000 * 2 // 10  # 100 ms
+    for i in range(0, len(pcm), step):
+        await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i:i + step]).decode())
+        if pace:
+            await asyncio.sleep(step / 48000 / pace)
+
+
+def test_ga_client_server_vad_streams_deltas_and_completes_each_utterance(url, eval_dir, tiny):
+    from openai import AsyncOpenAI
+
+    x, parts = two_utterances(eval_dir)
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        async with client.realtime.connect(model="gpt-realtime", extra_query={"intent": "transcription"}) as conn:
+            first = await conn.recv()
+            assert first.type == "session.created" and first.session.type == "transcription"
+            await conn.session.update(session={"type": "transcription", "audio": {"input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "transcription": {"model": "gpt-4o-transcribe", "language": "en"},
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}})
+            sender = asyncio.create_task(send_pcm(conn, x, pace=2.0))
+            got = await collect(conn, "conversation.item.input_audio_transcription.completed", 2)
+            await sender
+            return got
+
+    got = asyncio.run(main())
+    kinds = [e.type for e in got]
+    assert kinds[0] == "session.updated"
+    completed = [e for e in got if e.type == "conversation.item.input_audio_transcription.completed"]
+    offline = [tiny.transcribe(p).text for p in parts]
+    for done, ref in zip(completed, offline):
+        assert wer([ref], [done.transcript]) < 0.2, (ref, done.transcript)
+        item = [e for e in got if getattr(e, "item_id", None) == done.item_id]
+        order = [e.type for e in item]
+        assert order[0] == "input_audio_buffer.speech_started"
+        assert order.index("input_audio_buffer.speech_stopped") < order.index("input_audio_buffer.committed") \
+            < order.index("conversation.item.input_audio_transcription.completed")
+        deltas = "".join(e.delta for e in item if e.type.endswith("transcription.delta"))
+        assert deltas and done.transcript.startswith(deltas), (deltas, done.transcript)
+        assert sum(e.type.endswith("transcription.delta") for e in item) >= 2  # streamed, not all at the end
+    stops = [e for e in got if e.type == "input_audio_buffer.speech_stopped"]
+    assert 0 < stops[0].audio_end_ms < 6500 < stops[1].audio_end_ms  # in the client's audio clock
+    committed = [e for e in got if e.type == "input_audio_buffer.committed"]
+    assert committed[1].previous_item_id == committed[0].item_id
+
+
+def test_beta_client_g711_and_manual_commits(url, eval_dir, tiny):
+    from openai import AsyncOpenAI
+
+    _, parts = two_utterances(eval_dir)
+
+    async def main():
+        # the beta client always dials wss:// from base_url: a plain ws:// server is its websocket_base_url
+        client = AsyncOpenAI(base_url=url + "/v1", websocket_base_url=url.replace("http", "ws") + "/v1", api_key="none")
+        async with client.beta.realtime.connect(model="gpt-4o-transcribe", extra_query={"intent": "transcription"},
+                                                extra_headers={"OpenAI-Beta": "realtime=v1"}) as conn:
+            await conn.send({"type": "transcription_session.update", "session": {
+                "input_audio_format": "g711_ulaw", "input_audio_transcription": {"model": "whisper-1"},
+                "turn_detection": None}})
+            got = []
+            for p in parts:
+                data = encode_ulaw(audio.resample(p, 16000, 8000))
+                for i in range(0, len(data), 1600):
+                    await conn.send({"type": "input_audio_buffer.append",
+                                     "audio": base64.b64encode(data[i:i + 1600]).decode()})
+                await conn.send({"type": "input_audio_buffer.commit"})
+                got += await collect(conn, "conversation.item.input_audio_transcription.completed", 1)
+            return got
+
+    got = asyncio.run(main())
+    kinds = [e.type for e in got]
+    assert kinds[:2] == ["session.created", "transcription_session.updated"]
+    assert "input_audio_buffer.speech_started" not in kinds  # no server VAD: the client commits
+    assert "conversation.item.created" in kinds  # the beta name
+    completed = [e.transcript for e in got if e.type == "conversation.item.input_audio_transcription.completed"]
+    offline = [tiny.transcribe(p).text for p in parts]
+    assert len(completed) == 2 and wer(offline, completed) < 0.25, completed
+
+
+def test_g711_codecs():
+    x = np.sin(np.arange(8000) / 8000 * 2 * np.pi * 440).astype(np.float32) * 0.5
+    for enc, table in ((encode_ulaw, ULAW), (encode_alaw, ALAW)):
+        back = table[np.frombuffer(enc(x), np.uint8)]
+        assert np.max(np.abs(back - x)) < 0.02  # companding error at half scale
+        assert set(np.frombuffer(enc(np.zeros(10, np.float32)), np.uint8)) <= {0xFF, 0x7F, 0xD5, 0x55}
+
+
+def test_bad_input(url):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    ws_url = url.replace("http://", "ws://") + "/v1/realtime"
+    with pytest.raises(InvalidStatus) as e:
+        connect(ws_url + "?model=gpt-realtime")
+    assert e.value.response.status_code == 400
+    assert "transcription" in json.loads(e.value.response.body)["error"]["message"]
+    with connect(ws_url + "?intent=transcription") as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
+        bad = [
+            ("not json", "invalid_json"),
+            (json.dumps([1]), "invalid_event"),
+            (json.dumps({"type": "response.create"}), "invalid_event"),
+            (json.dumps({"type": "input_audio_buffer.append", "audio": "%%%"}), "invalid_value"),
+            (json.dumps({"type": "input_audio_buffer.commit", "event_id": "e1"}), "input_audio_buffer_commit_empty"),
+            (json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+                "format": {"type": "audio/flac"}}}}}), "invalid_value"),
+            (json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+                "turn_detection": {"type": "server_vad", "threshold": 7}}}}}), "invalid_value"),
+            (json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+                "transcription": {"model": "whisper-huge"}}}}}), "model_not_found"),
+        ]
+        for text, code in bad:
+            ws.send(text)
+            ev = json.loads(ws.recv(timeout=30))
+            assert ev["type"] == "error" and ev["error"]["code"] == code, (text, ev)
+        ws.send(b"\x00\x01")  # binary: audio must be base64 in an event
+        assert json.loads(ws.recv(timeout=30))["error"]["code"] == "invalid_event"
+        # and the session still works
+        ws.send(json.dumps({"type": "session.update", "session": {"type": "transcription"}}))
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.updated"
+
+
+def test_api_key_forms():
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    url = start_server(ServerConfig(api_keys=("k1",)))
+    ws_url = url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    with pytest.raises(InvalidStatus) as e:
+        connect(ws_url)
+    assert e.value.response.status_code == 401
+    with connect(ws_url, additional_headers={"Authorization": "Bearer k1"}) as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
+    with connect(ws_url, subprotocols=["realtime", "openai-insecure-api-key.k1"]) as ws:  # the browser form
+        assert ws.subprotocol == "realtime"
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
+    with pytest.raises(InvalidStatus):
+        connect(ws_url, subprotocols=["realtime", "openai-insecure-api-key.wrong"])
