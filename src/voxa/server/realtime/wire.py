@@ -4,7 +4,7 @@ session settings a client sends (GA ``session.update`` and the beta
 
 Audio formats: ``audio/pcm`` (16-bit little-endian mono at 24 kHz; the beta ``pcm16``),
 ``audio/pcmu`` and ``audio/pcma`` (G.711 μ-law / A-law at 8 kHz; the beta ``g711_ulaw`` /
-``g711_alaw``). G.711 is decoded with numpy (ITU-T G.711's segment rules), no audioop.
+``g711_alaw``), through :func:`voxa.audio.g711_decode` / ``g711_encode``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...audio import from_pcm16, resample
+from ...audio import from_pcm16, g711_decode, g711_encode, resample
 
 FORMATS = {"audio/pcm": ("pcm", 24000), "pcm16": ("pcm", 24000), "audio/pcmu": ("pcmu", 8000),
            "g711_ulaw": ("pcmu", 8000), "audio/pcma": ("pcma", 8000), "g711_alaw": ("pcma", 8000)}
@@ -49,47 +49,6 @@ def error(message: str, *, code: str = "invalid_value", param: str | None = None
 
 
 # --------------------------------------------------------------------------- audio
-def _ulaw_table() -> np.ndarray:
-    u = ~np.arange(256, dtype=np.uint8)
-    sign, exponent, mantissa = u & 0x80, (u >> 4) & 0x07, u & 0x0F
-    magnitude = ((mantissa.astype(np.int32) << 3) + 0x84) << exponent
-    return np.where(sign != 0, 0x84 - magnitude, magnitude - 0x84).astype(np.float32) / 32768.0
-
-
-def _alaw_table() -> np.ndarray:
-    a = np.arange(256, dtype=np.uint8) ^ 0x55
-    sign, exponent, mantissa = a & 0x80, (a >> 4) & 0x07, (a & 0x0F).astype(np.int32)
-    magnitude = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << (exponent - 1).clip(0))
-    return np.where(sign != 0, magnitude, -magnitude).astype(np.float32) / 32768.0
-
-
-ULAW, ALAW = _ulaw_table(), _alaw_table()
-
-
-def _int16(samples: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(np.asarray(samples, np.float32) * 32768.0), -32768, 32767).astype(np.int32)
-
-
-def encode_ulaw(samples: np.ndarray) -> bytes:
-    """float32 at 8 kHz → μ-law bytes (G.711, as CPython's audioop did it: 14-bit, bias 33)."""
-    x = _int16(samples) >> 2
-    mask = np.where(x < 0, 0x7F, 0xFF)
-    x = np.minimum(np.abs(x), 8159) + 33
-    seg = np.searchsorted(np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF]), x)
-    u = np.where(seg >= 8, 0x7F, (seg << 4) | ((x >> (seg + 1)) & 0x0F))
-    return ((u ^ mask) & 0xFF).astype(np.uint8).tobytes()
-
-
-def encode_alaw(samples: np.ndarray) -> bytes:
-    """float32 at 8 kHz → A-law bytes (G.711, as CPython's audioop did it: 13-bit)."""
-    x = _int16(samples) >> 3
-    mask = np.where(x >= 0, 0xD5, 0x55)
-    x = np.where(x >= 0, x, -x - 1)
-    seg = np.searchsorted(np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF]), x)
-    a = np.where(seg >= 8, 0x7F, (seg << 4) | (np.where(seg < 2, x >> 1, x >> np.maximum(seg, 1)) & 0x0F))
-    return ((a ^ mask) & 0xFF).astype(np.uint8).tobytes()
-
-
 class AudioIn:
     """Base64 audio of one format → 16 kHz float32, with the session's clock in milliseconds."""
 
@@ -109,7 +68,7 @@ class AudioIn:
                 data, self._odd = data[:-1], data[-1:]
             x = from_pcm16(data)
         else:
-            x = (ULAW if self.kind == "pcmu" else ALAW)[np.frombuffer(data, np.uint8)]
+            x = g711_decode(data, "ulaw" if self.kind == "pcmu" else "alaw")
         self.received += x.size
         return resample(x, self.rate, 16000) if x.size else x
 
@@ -127,7 +86,7 @@ def audio_out(samples: np.ndarray, rate: int, fmt: str) -> str:
 
         data = to_pcm16(x)
     else:
-        data = encode_ulaw(x) if kind == "pcmu" else encode_alaw(x)
+        data = g711_encode(x, "ulaw" if kind == "pcmu" else "alaw")
     return base64.b64encode(data).decode("ascii")
 
 
