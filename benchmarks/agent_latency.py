@@ -1,11 +1,12 @@
-"""Voice-agent latency: voxa's agent next to a stock Pipecat pipeline, in one run, all models local.
+"""Voice-agent latency: voxa's agent, a stock Pipecat pipeline, voxa over Twilio's μ-law; one run, local models.
 
 Turns: real LibriSpeech test-other utterances from ../shared/eval (2–9 s each), four per
-session, one speaker per session, played by ``voxa talk``'s client over ``WS /v1/agent`` at
-real-time pace (20 ms messages, silence between turns as a microphone sends it). Each turn
-waits until the bot has answered and gone quiet.
+session, one speaker per session, played by ``voxa talk``'s client over ``WS /v1/agent`` (for
+telephony, by a Twilio phone client, below) at real-time pace (20 ms messages, silence between
+turns as a microphone sends it). Each turn waits until the bot has answered and gone quiet.
 
-Rows (same server process, same transport, same LLM, same voice, same latency probe):
+Rows (same server process, same LLM, same voice, same latency probe; voxa and pipecat-stock also
+the same transport):
 * **voxa**: the default agent: voxa's streaming recogniser (tiny.en, interim results, finalized
   when Silero reports the pause), end of turn in three tiers (smart-turn v3.2 at a 0.2 s pause; a final text that ends a
   sentence at 0.6 s; 2 s), barge-in
@@ -13,21 +14,45 @@ Rows (same server process, same transport, same LLM, same voice, same latency pr
 * **pipecat-stock**: Pipecat 1.14's own pieces with its defaults: ``WhisperSTTService``
   (segmented faster-whisper: transcribes after the VAD cut) on the same tiny.en weights, the
   default user-turn strategies (VAD/transcript start, smart-turn v3 stop), barge-in at VAD start.
-Both: the bundled SmolLM2-135M on voxa's default runtime (CTranslate2 int8; llama.cpp when
+* **telephony**: the voxa agent of the first row (same settings, same shared models) over ``WS
+  /v1/telephony/twilio`` instead: a phone client plays Twilio's side of a Media Stream as
+  tests/test_telephony.py's ``Phone`` does (``connected``, ``start``, then one base64 8 kHz μ-law
+  ``media`` frame every 20 ms: the same recordings, decoded at 8 kHz and μ-law encoded while the
+  caller speaks, μ-law silence otherwise), plays the bot's ``media`` on a clock, echoes each ``mark``
+  once the audio before it has played and, on ``clear``, drops what is left and echoes the pending
+  marks. The server decodes the μ-law and resamples it to 16 kHz, and encodes its answer back to
+  8 kHz μ-law. The same sessions, turn for turn, with ``voxa talk``'s waits.
+All rows: the bundled SmolLM2-135M on voxa's default runtime (CTranslate2 int8; llama.cpp when
 llama-cpp-python is installed: the report's machine line says which), one thread, temperature
 0, at most 60 tokens per answer (the answer's length does not change the latency figures),
 hibari's voice through ``VoxaTTSService`` (watermarked).
 
 Per turn, from the end of the user's speech (Silero's stop minus its 0.2 s window): turn decided,
 ASR final, LLM first token, TTS first audio, voice-to-voice (the first bot audio the server
-sends). Barge-in: sessions of two turns where the second recording starts 1 s into the bot's
-answer; "stop" runs to the last bot audio the client receives, from the onset of that speech:
-where its loudness first rises (``voxa talk``'s onset), and where Silero first hears speech
-(first 32 ms window at p >= 0.5, the same model the agents use). On test-other recordings the
-loudness rises 0–0.4 s before the speech does (breath, noise), so the rule's own speech is
-subtracted from the second.
+sends). These are the server's own figures (its TurnTimer, the same code for every row, on the
+same clock): voxa and pipecat-stock send them to the client as JSON ``latency`` events; the
+Twilio socket sends no JSON, so for telephony the same rows are read from the log the server
+writes them to (``voxa.agent`` at INFO; the server runs in this process), each turn taking the
+last row logged after its recording started, as the other rows take the last event. So
+telephony's voice-to-voice runs, like voxa's, from Silero's end of speech (heard here in the
+μ-law audio) to the first bot audio its output transport sends, before the μ-law encoding: the
+encoding and the socket are left out of both rows. As a cross-check telephony is also timed at
+the phone, from the same end of speech (the row's, placed on this process's clock: the time the
+row was logged minus its voice-to-voice) to the first bot ``media`` frame the phone receives
+that is not silence; the report gives its p50 / p90 under the table (it adds the μ-law encoding,
+the loopback socket and any silence the answer starts with).
 
-    python benchmarks/agent_latency.py [--sessions 6] [--barge 5] [--rows voxa,pipecat-stock]
+Barge-in: sessions of two turns where the second recording starts 1 s into the bot's answer;
+"stop" runs to the last bot audio the client receives, from the onset of that speech: where its
+loudness first rises (``voxa talk``'s onset), and where Silero first hears speech (first 32 ms
+window at p >= 0.5, the same model the agents use). On test-other recordings the loudness rises
+0–0.4 s before the speech does (breath, noise), so the rule's own speech is subtracted from the
+second. For telephony the same rule, at the phone: the bot's ``media``
+frames in place of its audio messages, the ``clear`` (what Pipecat's Twilio serializer sends on
+an interruption) in place of the ``interrupted`` event; "stop" is the last bot ``media`` frame
+received (the clear comes just before it; Twilio drops what it has not played).
+
+    python benchmarks/agent_latency.py [--sessions 6] [--barge 5] [--rows voxa,pipecat-stock,telephony]
 
 Targets (voxa): voice-to-voice p50 <= 700 ms, p90 <= 1,000 ms; barge-in stop <= 300 ms.
 """
@@ -36,10 +61,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import datetime
+import functools
 import json
+import logging
 import sys
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from fastapi import WebSocket  # module level: the /stock route's annotation must resolve
@@ -48,7 +81,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, command, machine_facts, write_report  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
-RULE_MS = {"voxa": 500.0, "pipecat-stock": 200.0}  # speech needed before an interruption: interrupt_speech_s; VAD start
+# speech needed before an interruption: interrupt_speech_s (the voxa agent, also behind the phone); VAD start
+RULE_MS = {"voxa": 500.0, "pipecat-stock": 200.0, "telephony": 500.0}
 STAGES = ("turn_decided_ms", "asr_final_ms", "llm_first_token_ms", "tts_first_audio_ms", "voice_to_voice_ms")
 
 
@@ -159,33 +193,300 @@ def onset_shift(path) -> float:
     return first - _onset(x)
 
 
-def run_row(base: str, row: str, groups, barge: int) -> dict:
-    from voxa.agent.talk import talk
+# --------------------------------------------------------------------------- the telephony row
+FRAME = 160  # 20 ms of 8 kHz μ-law: one Twilio media frame
+SILENCE = b"\xff" * FRAME  # μ-law zero
+MULAW = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
 
-    url = base + ("/v1/agent" if row == "voxa" else "/stock")
-    turns, heard, stops, vad_stops, missed = [], 0, [], [], 0
+
+def ulaw(x: np.ndarray) -> bytes:
+    from voxa.audio import g711_encode
+
+    return g711_encode(x, "ulaw")
+
+
+def ulaw_peak(data: bytes) -> float:
+    """The largest magnitude in μ-law bytes, in [0, 1] (0: silence)."""
+    from voxa.audio import g711_decode
+
+    return float(np.abs(g711_decode(data, "ulaw")).max(initial=0.0))
+
+
+class ServerRows(logging.Handler):
+    """The server's own per-turn ``latency`` rows, as its TurnTimer logs them on ``voxa.agent``
+    (the Twilio socket does not carry them), with when each was logged."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.rows: list[tuple[float, dict]] = []
+
+    def emit(self, record):
+        msg = record.getMessage()
+        if '"latency"' in msg:
+            try:
+                row = json.loads(msg)
+            except ValueError:
+                return
+            if isinstance(row, dict) and row.get("type") == "latency":
+                self.rows.append((time.monotonic(), row))
+
+    def since(self, t: float) -> list[dict]:
+        return [r for at, r in self.rows if at >= t]
+
+    def last(self, t: float) -> tuple[float, dict | None]:
+        """The last row logged since ``t``, and when (0, None: none)."""
+        return next(((at, r) for at, r in reversed(self.rows) if at >= t), (0.0, None))
+
+    def latest(self, t: float) -> float:
+        return max((at for at, _ in self.rows if at >= t), default=0.0)
+
+
+@functools.cache
+def server_rows() -> ServerRows:
+    handler = ServerRows()
+    log = logging.getLogger("voxa.agent")
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)  # no other handler is set for voxa's INFO records: only this one sees them
+    log.addHandler(handler)
+    return handler
+
+
+class Phone:
+    """Twilio's side of one call, as tests/test_telephony.py's ``Phone``: a 20 ms μ-law ``media``
+    frame every 20 ms (the caller's speech, else silence); the bot's ``media`` played on a clock;
+    each ``mark`` echoed once the audio before it has played; on ``clear`` the pending marks at once."""
+
+    def __init__(self, url: str):
+        self.url, self.sid = url, "MZ" + uuid.uuid4().hex
+        self.queue: deque[tuple[bytes, int, int]] = deque()  # (payload, clip, frame index)
+        self.frames: dict[int, int] = {}  # clip -> its frames
+        self.first_sent: dict[int, float] = {}  # clip -> when its first frame went out
+        self.last_sent: dict[int, float] = {}  # clip -> when its last frame went out
+        self.media: list[tuple[float, float]] = []  # the bot's media frames: (arrival, peak)
+        self.clears: list[float] = []
+        self.pending: list[tuple[float, str]] = []  # (when played, mark)
+        self.play_end = 0.0
+        self.seq = self.chunk = self.clips = 0
+        self.closed: tuple[int | None, str | None] | None = None
+
+    async def __aenter__(self):
+        from websockets.asyncio.client import connect
+
+        self.ws = await connect(self.url, open_timeout=60, max_size=None)
+        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        await self.send({"event": "start", "streamSid": self.sid, "start": {
+            "streamSid": self.sid, "accountSid": "AC" + uuid.uuid4().hex, "callSid": "CA" + uuid.uuid4().hex,
+            "tracks": ["inbound"], "customParameters": {}, "mediaFormat": MULAW}})
+        self.t0 = time.monotonic()
+        self.tasks = [asyncio.create_task(self._speak()), asyncio.create_task(self._listen())]
+        return self
+
+    async def __aexit__(self, *exc):
+        if self.closed is None:
+            try:
+                await self.send({"event": "stop", "streamSid": self.sid, "stop": {}})
+            except Exception:  # already closed
+                pass
+        for t in self.tasks:
+            t.cancel()
+        await self.ws.close()
+
+    async def send(self, msg: dict):
+        self.seq += 1
+        await self.ws.send(json.dumps({**msg, "sequenceNumber": str(self.seq)}))
+
+    def say(self, samples: np.ndarray) -> int:
+        """Queue a recording (8 kHz) whole, as it is; returns its number (for ``first_sent`` etc.)."""
+        data = ulaw(samples)
+        data += SILENCE[: -len(data) % FRAME or 0]
+        n = len(data) // FRAME
+        self.clips += 1
+        self.frames[self.clips] = n
+        self.queue.extend((data[k * FRAME:(k + 1) * FRAME], self.clips, k) for k in range(n))
+        return self.clips
+
+    async def _speak(self):
+        tick = time.monotonic()
+        while True:
+            payload, clip, k = self.queue.popleft() if self.queue else (SILENCE, 0, -1)
+            now = time.monotonic()
+            self.chunk += 1
+            await self.send({"event": "media", "streamSid": self.sid, "media": {
+                "track": "inbound", "chunk": str(self.chunk), "timestamp": str(int((now - self.t0) * 1000)),
+                "payload": base64.b64encode(payload).decode()}})
+            if clip and k == 0:
+                self.first_sent[clip] = now
+            if clip and k == self.frames[clip] - 1:
+                self.last_sent[clip] = now
+            for due in [p for p in self.pending if p[0] <= now]:
+                self.pending.remove(due)
+                await self.send({"event": "mark", "streamSid": self.sid, "mark": {"name": due[1]}})
+            tick += FRAME / 8000
+            await asyncio.sleep(max(0.0, tick - time.monotonic()))
+
+    async def _listen(self):
+        try:
+            async for raw in self.ws:
+                now, msg = time.monotonic(), json.loads(raw)
+                event = msg.get("event")
+                if event == "media":
+                    chunk = base64.b64decode(msg["media"]["payload"])
+                    self.play_end = max(self.play_end, now) + len(chunk) / 8000
+                    self.media.append((now, ulaw_peak(chunk)))
+                elif event == "mark":
+                    self.pending.append((max(self.play_end, now), msg["mark"]["name"]))
+                elif event == "clear":  # Twilio drops what it has not played and echoes the pending marks
+                    self.clears.append(now)
+                    self.play_end = now
+                    for _, name in self.pending:
+                        await self.send({"event": "mark", "streamSid": self.sid, "mark": {"name": name}})
+                    self.pending.clear()
+        except Exception:  # the connection ended: its close code says how
+            pass
+        finally:
+            self.closed = (self.ws.close_code, self.ws.close_reason)
+
+    async def until(self, cond, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and self.closed is None and not cond():
+            await asyncio.sleep(0.02)
+        return bool(cond())
+
+    async def sent(self, clip: int) -> tuple[float, float]:
+        """Wait until the whole of ``clip`` has gone out: (its first frame's time, its last's)."""
+        await self.until(lambda: clip in self.last_sent, 60.0 + self.frames[clip] * FRAME / 8000)
+        if clip not in self.last_sent:
+            raise RuntimeError(f"the call ended while the caller spoke: {self.closed}")
+        return self.first_sent[clip], self.last_sent[clip]
+
+    def last_media(self) -> float:
+        return self.media[-1][0] if self.media else 0.0
+
+    def quiet(self, since: float, gap: float) -> bool:
+        """As ``voxa talk``'s: the bot's media came after ``since`` and none for ``gap`` seconds."""
+        last = self.last_media()
+        return last > since and time.monotonic() - last > gap
+
+
+@dataclass
+class PhoneTurn:
+    file: str
+    transcript: str = ""  # the server's (its latency row's user_text)
+    latency: dict | None = None  # the server's latency row for the turn
+    at_phone_ms: float | None = None  # the row's end of speech -> the first bot media frame with sound
+    barge_in_stop_ms: float | None = None
+    interrupted: bool = False
+
+
+async def call(url: str, files: list[Path], *, barge_in: float | None = None, turn_timeout: float = 30.0,
+               greeting_timeout: float = 15.0) -> list[PhoneTurn]:
+    """One call of ``files`` turn by turn, with ``voxa talk``'s waits: the greeting (or 3 s of
+    silence), then each recording at real-time pace and silence until the answer to it is over
+    (its latency row logged after the last ``clear``, the turn's start, and no media for 0.8 s);
+    with ``barge_in`` the next recording starts that long after the answer's first media, and
+    the stop is measured by ``voxa talk``'s own rule on the media frames and the ``clear``."""
+    from voxa import audio
+    from voxa.agent.talk import _barge_in_stop, _onset
+
+    rows = server_rows()
+    clips = [(str(f), audio.decode(f, 8000), audio.decode(f)) for f in files]  # sent at 8 kHz; onsets at 16
+    for _ in range(100):  # the previous session's slot comes back a moment after it ended (1013 till then)
+        phone = await Phone(url).__aenter__()
+        start = time.monotonic()
+        await phone.until(lambda: phone.quiet(start, 0.8) or (not phone.media and time.monotonic() - start > 3.0),
+                          greeting_timeout)
+        if phone.closed is None:
+            break
+        await phone.__aexit__()
+        if phone.closed[0] != 1013:
+            raise RuntimeError(f"the call was refused: {phone.closed}")
+        await asyncio.sleep(0.2)
+    else:
+        raise RuntimeError("no session slot came free")
+    turns: list[PhoneTurn] = []
+    try:
+        for n, (name, x8, x16) in enumerate(clips):
+            if x8.size:
+                clip = phone.say(x8)
+                t_send, t_end = await phone.sent(clip)
+            else:  # said already, as the interruption
+                clip, t_send = 0, time.monotonic()
+                t_end = t_send
+            interrupting = barge_in is not None and n + 1 < len(clips)
+
+            def answered():
+                if interrupting:
+                    first = next((at for at, _ in phone.media if at > t_end), None)
+                    return bool(rows.since(t_send)) and first is not None and time.monotonic() - first >= barge_in
+                turn_start = max((at for at in phone.clears if at >= t_send), default=0.0)
+                return rows.latest(t_send) > turn_start and phone.quiet(t_end, 0.8)
+
+            await phone.until(answered, turn_timeout)
+            if phone.closed is not None:
+                raise RuntimeError(f"the server ended the call: {phone.closed}")
+            logged, row = rows.last(t_send)  # the answer to the end of the recording, as voxa talk takes it
+            turn = PhoneTurn(name, transcript=(row or {}).get("user_text", ""), latency=row)
+            if row and row.get("voice_to_voice_ms") is not None:
+                end = logged - row["voice_to_voice_ms"] / 1000.0  # the server's end of speech, on this clock
+                heard = next((at for at, peak in phone.media if at > end and peak > 0), None)
+                turn.at_phone_ms = round((heard - end) * 1000.0, 1) if heard else None
+            turns.append(turn)
+            if interrupting and turn.latency:
+                nxt_name, nxt8, nxt16 = clips[n + 1]
+                nxt = phone.say(nxt8)
+                t0, t_last = await phone.sent(nxt)
+                onset = t0 + _onset(nxt16)
+                clips[n + 1] = (nxt_name, np.zeros(0, np.float32), np.zeros(0, np.float32))  # already said
+                seen = SimpleNamespace(audio=[(at, None) for at, _ in phone.media],  # as voxa talk's listener
+                                       events=[(at, {"type": "interrupted"}) for at in phone.clears])
+                stop = _barge_in_stop(seen, t0, onset, t_last + FRAME / 8000)
+                turn.interrupted = stop is not None
+                turn.barge_in_stop_ms = round((stop - onset) * 1000.0, 1) if turn.interrupted else None
+        await asyncio.sleep(0.2)
+    finally:
+        await phone.__aexit__()
+    return turns
+
+
+def run_row(base: str, row: str, groups, barge: int) -> dict:
+    if row == "telephony":
+        def play(files, barge_in=None):
+            return asyncio.run(call(base + "/v1/telephony/twilio", files, barge_in=barge_in))
+    else:
+        from voxa.agent.talk import talk
+
+        url = base + ("/v1/agent" if row == "voxa" else "/stock")
+
+        def play(files, barge_in=None):
+            return asyncio.run(talk(url, [str(f) for f in files], barge_in=barge_in)).turns
+
+    turns, stops, vad_stops, missed, at_phone = [], [], [], 0, []
     for n, files in enumerate(groups, 1):
-        s = asyncio.run(talk(url, [str(f) for f in files]))
-        for t in s.turns:
-            heard += bool(t.transcript)
+        said = play(files)
+        for t in said:
             if t.latency:
                 turns.append(t.latency)
             else:
                 missed += 1
-        print(f"[{row}] session {n}/{len(groups)}: {len(s.turns)} turns, "
-              f"v2v {[t.latency and t.latency['voice_to_voice_ms'] for t in s.turns]}", file=sys.stderr, flush=True)
+        phone = [getattr(t, "at_phone_ms", None) for t in said]
+        at_phone += [v for v in phone if v is not None]
+        print(f"[{row}] session {n}/{len(groups)}: {len(said)} turns, "
+              f"v2v {[t.latency and t.latency['voice_to_voice_ms'] for t in said]}"
+              + (f", at the phone {phone}" if row == "telephony" else ""), file=sys.stderr, flush=True)
     for files in groups[:barge]:
-        s = asyncio.run(talk(url, [str(f) for f in files[:2]], barge_in=1.0))
-        if s.turns and s.turns[0].barge_in_stop_ms is not None:
-            stops.append(s.turns[0].barge_in_stop_ms)
-            vad_stops.append(s.turns[0].barge_in_stop_ms - 1000.0 * onset_shift(files[1]))
-        print(f"[{row}] barge-in: {s.turns[0].barge_in_stop_ms if s.turns else None}", file=sys.stderr, flush=True)
+        said = play(files[:2], barge_in=1.0)
+        if said and said[0].barge_in_stop_ms is not None:
+            stops.append(said[0].barge_in_stop_ms)
+            vad_stops.append(said[0].barge_in_stop_ms - 1000.0 * onset_shift(files[1]))
+        print(f"[{row}] barge-in: {said[0].barge_in_stop_ms if said else None}", file=sys.stderr, flush=True)
     out = {"row": row, "turns": len(turns), "unanswered": missed, "barge_ins": len(stops), "barge_tried": barge}
     for stage in STAGES:
         vals = [t[stage] for t in turns if t.get(stage) is not None]
         out[stage] = (pct(vals, 50), pct(vals, 90))
     out["barge_stop"] = (pct(stops, 50), pct(stops, 90))
     out["barge_stop_vad"] = (pct(vad_stops, 50), pct(vad_stops, 90))
+    if row == "telephony":
+        out["at_phone_ms"] = (pct(at_phone, 50), pct(at_phone, 90))
     return out
 
 
@@ -215,19 +516,37 @@ def report(rows, argv) -> str:
               "The loudness of these recordings rises 0–0.4 s before Silero hears speech. A barge-in counts "
               "when the bot was talking at the onset, the server announced the interruption while that "
               "answer was still arriving, and its audio stopped before the user finished (an answer that "
-              "ended first is not counted).", "",
+              "ended first is not counted).", *telephony_note(rows), "",
               "Machine:", *machine_facts(("pipecat-ai", "faster-whisper", "ctranslate2", "llama-cpp-python",
                                            "onnxruntime", "hibari-tts"))]
     return "\n".join(lines) + "\n"
+
+
+def telephony_note(rows) -> list[str]:
+    r = next((r for r in rows if r["row"] == "telephony" and "error" not in r), None)
+    if r is None:
+        return []
+    at_phone = " / ".join("–" if np.isnan(v) else f"{v:.0f}" for v in r["at_phone_ms"])
+    return ["", "telephony: the voxa agent over `WS /v1/telephony/twilio`, the same turns sent as Twilio sends "
+            "them (8 kHz μ-law, 20 ms `media` frames) to a client that plays the answer on a clock and echoes "
+            "its marks. Its stages, voice-to-voice included, are the server's own per-turn rows (its TurnTimer, "
+            "as for the other rows; read from the server's log, since the Twilio socket carries no JSON): "
+            "from Silero's end of speech in the μ-law audio to the first bot audio the server sends, before "
+            "its μ-law encoding. Timed at the phone instead, from the same end of speech to the first bot "
+            f"`media` frame that is not silence there: {at_phone} ms (p50 / p90; this adds the μ-law encoding, "
+            "the loopback socket and any silence the answer starts with). Its barge-in stop is "
+            "the same rule on the `media` frames, with the `clear` as the interruption."]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sessions", type=int, default=6, help="sessions of 4 turns per row")
     ap.add_argument("--barge", type=int, default=5, help="barge-in sessions per row")
-    ap.add_argument("--rows", default="voxa,pipecat-stock")
+    ap.add_argument("--rows", default="voxa,pipecat-stock,telephony", help=f"of {','.join(RULE_MS)}")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/agent_latency.md"))
     args = ap.parse_args(argv)
+    if unknown := set(args.rows.split(",")) - set(RULE_MS):
+        ap.error(f"unknown rows {sorted(unknown)}: choose from {','.join(RULE_MS)}")
     groups = sessions(args.sessions)
     base = serve()
     rows = []
