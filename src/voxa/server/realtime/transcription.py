@@ -133,12 +133,8 @@ class TranscriptionSession:
                 await self._started(int(r.start * 1000))
             else:
                 self._open_quietly(r)
-        if not r.is_final:  # the words two interims in a row agree on (LocalAgreement-2)
-            words = r.text.split()
-            n = next((i for i, (a, b) in enumerate(zip(self.last, words)) if _key(a) != _key(b)),
-                     min(len(self.last), len(words)))
-            self.last = words
-            await self._delta(" ".join([*self.text, *words[:n]]).strip())
+        if not r.is_final:
+            await self._delta(" ".join([*self.text, self._settled(r)]).strip())
             return
         self.last = []
         if r.text:
@@ -149,6 +145,16 @@ class TranscriptionSession:
             await self._complete(int((r.start + r.duration) * 1000))
             if r.from_finalize and self.commits:
                 self.commits.pop(0).set_result(True)
+
+    def _settled(self, r) -> str:
+        """The interim's words that can go out as deltas: those the previous interim agrees on
+        (LocalAgreement-2). Sending words before a second interim confirms them (a word well
+        inside the audio with probability >= 0.6) brought the first delta no sooner and broke
+        the deltas of 13 items in 24 (benchmarks/realtime.py): interims come every ~0.28 s."""
+        words, keys = r.words, [_key(w.word) for w in r.words]
+        n = next((i for i, (a, b) in enumerate(zip(self.last, keys)) if a != b), min(len(self.last), len(keys)))
+        self.last = keys
+        return "".join(w.word for w in words[:n]).strip()
 
     def _open_quietly(self, r) -> None:
         """Manual commits: an item starts with its first words; no speech_started is sent."""
