@@ -33,6 +33,7 @@ import asyncio
 import hashlib
 import json
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -163,6 +164,28 @@ def _authorized(ws: WebSocket, config) -> tuple[bool, str | None]:
     return config.accepts(token), sub
 
 
+def free_slot(app, config) -> set:
+    """The app's open live streams (``/v1/listen`` and ``/v1/realtime`` together), when one more
+    may open; raises Refused (429) when ``max_streams`` are open."""
+    active = app.state.__dict__.setdefault("streams", set())
+    if len(active) >= config.max_streams:
+        raise Refused(429, f"too many live streams: the limit is {config.max_streams}; try again later",
+                      code="rate_limit_exceeded")
+    return active
+
+
+@contextmanager
+def holding(app, active: set, stream):
+    """Count ``stream`` among the open ones (and on /metrics) for a ``with`` block."""
+    active.add(stream)
+    app.state.metrics.active_streams.inc()
+    try:
+        yield
+    finally:
+        active.discard(stream)
+        app.state.metrics.active_streams.dec()
+
+
 def _scheduler(app, engine) -> Scheduler:
     schedulers = app.state.__dict__.setdefault("schedulers", {})
     old = schedulers.get(engine.name)
@@ -193,22 +216,16 @@ async def listen(ws: WebSocket):
             engine.check_options(language=opts.language)
         except Exception as e:
             raise Refused(400, str(e), "language") from None
-        active = app.state.__dict__.setdefault("streams", set())
-        if len(active) >= config.max_streams:
-            raise Refused(429, f"too many live streams: the limit is {config.max_streams}; try again later",
-                          code="rate_limit_exceeded")
+        active = free_slot(app, config)
     except Refused as r:
         await ws.send_denial_response(respond(r.status, r.message, r.code, r.param))
         return
     session = Session(ws, engine, opts, fmt, config, _scheduler(app, engine))
-    active.add(session)
-    app.state.metrics.active_streams.inc()
     try:
-        await ws.accept(subprotocol=subprotocol)
-        await session.run()
+        with holding(app, active, session):
+            await ws.accept(subprotocol=subprotocol)
+            await session.run()
     finally:
-        active.discard(session)
-        app.state.metrics.active_streams.dec()
         if session.rec.duration:
             app.state.metrics.audio.labels("streamed").inc(session.rec.duration)
 

@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import ModelError
 from ...registry import known
 from ..errors import respond
-from ..listen import DEEPGRAM_MODELS, Refused, _authorized, _scheduler
+from ..listen import DEEPGRAM_MODELS, Refused, _authorized, _scheduler, free_slot, holding
 from .transcription import TranscriptionSession
 from .wire import BadEvent, Settings, error, event, new_id, update
 
@@ -83,37 +83,31 @@ async def realtime(ws: WebSocket):
             raise Refused(400, "voxa's /v1/realtime serves transcription sessions (?intent=transcription); "
                                "conversation sessions are not built yet: voxa's voice agent is WS /v1/agent",
                           "intent", "unsupported_session_type")
-        active = app.state.__dict__.setdefault("streams", set())
-        if len(active) >= config.max_streams:
-            raise Refused(429, f"too many live streams: the limit is {config.max_streams}; try again later",
-                          code="rate_limit_exceeded")
+        active = free_slot(app, config)
     except Refused as r:
         await ws.send_denial_response(respond(r.status, r.message, r.code, r.param))
         return
-    await ws.accept(subprotocol=subprotocol)
     session_id = new_id("sess")
-    active.add(session_id)
-    app.state.metrics.active_streams.inc()
-    settings = Settings(type="transcription", beta=ws.headers.get("openai-beta", "").startswith("realtime"))
-    out: asyncio.Queue = asyncio.Queue()
-    writer = asyncio.create_task(_write(ws, out, config.idle_timeout_s))
-    session = None
-    try:
-        async def send(ev: dict) -> None:
-            out.put_nowait(ev)
-
-        await send(event("session.created", session=settings.session(session_id)))
-        session = await _serve(ws, config, settings, session_id, send, app)
-    finally:
-        if session is not None:
-            session.close()
-        out.put_nowait(None)
+    with holding(app, active, session_id):
+        await ws.accept(subprotocol=subprotocol)
+        settings = Settings(type="transcription", beta=ws.headers.get("openai-beta", "").startswith("realtime"))
+        out: asyncio.Queue = asyncio.Queue()
+        writer = asyncio.create_task(_write(ws, out, config.idle_timeout_s))
+        session = None
         try:
-            await asyncio.wait_for(writer, 5)
-        except (asyncio.TimeoutError, Exception):
-            writer.cancel()
-        active.discard(session_id)
-        app.state.metrics.active_streams.dec()
+            async def send(ev: dict) -> None:
+                out.put_nowait(ev)
+
+            await send(event("session.created", session=settings.session(session_id)))
+            session = await _serve(ws, config, settings, session_id, send, app)
+        finally:
+            if session is not None:
+                session.close()
+            out.put_nowait(None)
+            try:
+                await asyncio.wait_for(writer, 5)
+            except (asyncio.TimeoutError, Exception):
+                writer.cancel()
 
 
 async def _write(ws: WebSocket, out: asyncio.Queue, timeout: float) -> None:
