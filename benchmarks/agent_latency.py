@@ -61,15 +61,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import datetime
 import functools
 import json
 import logging
 import sys
 import time
-import uuid
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -194,24 +191,6 @@ def onset_shift(path) -> float:
 
 
 # --------------------------------------------------------------------------- the telephony row
-FRAME = 160  # 20 ms of 8 kHz μ-law: one Twilio media frame
-SILENCE = b"\xff" * FRAME  # μ-law zero
-MULAW = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
-
-
-def ulaw(x: np.ndarray) -> bytes:
-    from voxa.audio import g711_encode
-
-    return g711_encode(x, "ulaw")
-
-
-def ulaw_peak(data: bytes) -> float:
-    """The largest magnitude in μ-law bytes, in [0, 1] (0: silence)."""
-    from voxa.audio import g711_decode
-
-    return float(np.abs(g711_decode(data, "ulaw")).max(initial=0.0))
-
-
 class ServerRows(logging.Handler):
     """The server's own per-turn ``latency`` rows, as its TurnTimer logs them on ``voxa.agent``
     (the Twilio socket does not carry them), with when each was logged."""
@@ -251,123 +230,6 @@ def server_rows() -> ServerRows:
     return handler
 
 
-class Phone:
-    """Twilio's side of one call, as tests/test_telephony.py's ``Phone``: a 20 ms μ-law ``media``
-    frame every 20 ms (the caller's speech, else silence); the bot's ``media`` played on a clock;
-    each ``mark`` echoed once the audio before it has played; on ``clear`` the pending marks at once."""
-
-    def __init__(self, url: str):
-        self.url, self.sid = url, "MZ" + uuid.uuid4().hex
-        self.queue: deque[tuple[bytes, int, int]] = deque()  # (payload, clip, frame index)
-        self.frames: dict[int, int] = {}  # clip -> its frames
-        self.first_sent: dict[int, float] = {}  # clip -> when its first frame went out
-        self.last_sent: dict[int, float] = {}  # clip -> when its last frame went out
-        self.media: list[tuple[float, float]] = []  # the bot's media frames: (arrival, peak)
-        self.clears: list[float] = []
-        self.pending: list[tuple[float, str]] = []  # (when played, mark)
-        self.play_end = 0.0
-        self.seq = self.chunk = self.clips = 0
-        self.closed: tuple[int | None, str | None] | None = None
-
-    async def __aenter__(self):
-        from websockets.asyncio.client import connect
-
-        self.ws = await connect(self.url, open_timeout=60, max_size=None)
-        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await self.send({"event": "start", "streamSid": self.sid, "start": {
-            "streamSid": self.sid, "accountSid": "AC" + uuid.uuid4().hex, "callSid": "CA" + uuid.uuid4().hex,
-            "tracks": ["inbound"], "customParameters": {}, "mediaFormat": MULAW}})
-        self.t0 = time.monotonic()
-        self.tasks = [asyncio.create_task(self._speak()), asyncio.create_task(self._listen())]
-        return self
-
-    async def __aexit__(self, *exc):
-        if self.closed is None:
-            try:
-                await self.send({"event": "stop", "streamSid": self.sid, "stop": {}})
-            except Exception:  # already closed
-                pass
-        for t in self.tasks:
-            t.cancel()
-        await self.ws.close()
-
-    async def send(self, msg: dict):
-        self.seq += 1
-        await self.ws.send(json.dumps({**msg, "sequenceNumber": str(self.seq)}))
-
-    def say(self, samples: np.ndarray) -> int:
-        """Queue a recording (8 kHz) whole, as it is; returns its number (for ``first_sent`` etc.)."""
-        data = ulaw(samples)
-        data += SILENCE[: -len(data) % FRAME or 0]
-        n = len(data) // FRAME
-        self.clips += 1
-        self.frames[self.clips] = n
-        self.queue.extend((data[k * FRAME:(k + 1) * FRAME], self.clips, k) for k in range(n))
-        return self.clips
-
-    async def _speak(self):
-        tick = time.monotonic()
-        while True:
-            payload, clip, k = self.queue.popleft() if self.queue else (SILENCE, 0, -1)
-            now = time.monotonic()
-            self.chunk += 1
-            await self.send({"event": "media", "streamSid": self.sid, "media": {
-                "track": "inbound", "chunk": str(self.chunk), "timestamp": str(int((now - self.t0) * 1000)),
-                "payload": base64.b64encode(payload).decode()}})
-            if clip and k == 0:
-                self.first_sent[clip] = now
-            if clip and k == self.frames[clip] - 1:
-                self.last_sent[clip] = now
-            for due in [p for p in self.pending if p[0] <= now]:
-                self.pending.remove(due)
-                await self.send({"event": "mark", "streamSid": self.sid, "mark": {"name": due[1]}})
-            tick += FRAME / 8000
-            await asyncio.sleep(max(0.0, tick - time.monotonic()))
-
-    async def _listen(self):
-        try:
-            async for raw in self.ws:
-                now, msg = time.monotonic(), json.loads(raw)
-                event = msg.get("event")
-                if event == "media":
-                    chunk = base64.b64decode(msg["media"]["payload"])
-                    self.play_end = max(self.play_end, now) + len(chunk) / 8000
-                    self.media.append((now, ulaw_peak(chunk)))
-                elif event == "mark":
-                    self.pending.append((max(self.play_end, now), msg["mark"]["name"]))
-                elif event == "clear":  # Twilio drops what it has not played and echoes the pending marks
-                    self.clears.append(now)
-                    self.play_end = now
-                    for _, name in self.pending:
-                        await self.send({"event": "mark", "streamSid": self.sid, "mark": {"name": name}})
-                    self.pending.clear()
-        except Exception:  # the connection ended: its close code says how
-            pass
-        finally:
-            self.closed = (self.ws.close_code, self.ws.close_reason)
-
-    async def until(self, cond, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and self.closed is None and not cond():
-            await asyncio.sleep(0.02)
-        return bool(cond())
-
-    async def sent(self, clip: int) -> tuple[float, float]:
-        """Wait until the whole of ``clip`` has gone out: (its first frame's time, its last's)."""
-        await self.until(lambda: clip in self.last_sent, 60.0 + self.frames[clip] * FRAME / 8000)
-        if clip not in self.last_sent:
-            raise RuntimeError(f"the call ended while the caller spoke: {self.closed}")
-        return self.first_sent[clip], self.last_sent[clip]
-
-    def last_media(self) -> float:
-        return self.media[-1][0] if self.media else 0.0
-
-    def quiet(self, since: float, gap: float) -> bool:
-        """As ``voxa talk``'s: the bot's media came after ``since`` and none for ``gap`` seconds."""
-        last = self.last_media()
-        return last > since and time.monotonic() - last > gap
-
-
 @dataclass
 class PhoneTurn:
     file: str
@@ -386,6 +248,7 @@ async def call(url: str, files: list[Path], *, barge_in: float | None = None, tu
     with ``barge_in`` the next recording starts that long after the answer's first media, and
     the stop is measured by ``voxa talk``'s own rule on the media frames and the ``clear``."""
     from voxa import audio
+    from voxa.agent.phone import FRAME, Phone
     from voxa.agent.talk import _barge_in_stop, _onset
 
     rows = server_rows()
@@ -416,7 +279,7 @@ async def call(url: str, files: list[Path], *, barge_in: float | None = None, tu
 
             def answered():
                 if interrupting:
-                    first = next((at for at, _ in phone.media if at > t_end), None)
+                    first = next((at for at, _, _ in phone.media if at > t_end), None)
                     return bool(rows.since(t_send)) and first is not None and time.monotonic() - first >= barge_in
                 turn_start = max((at for at in phone.clears if at >= t_send), default=0.0)
                 return rows.latest(t_send) > turn_start and phone.quiet(t_end, 0.8)
@@ -428,7 +291,7 @@ async def call(url: str, files: list[Path], *, barge_in: float | None = None, tu
             turn = PhoneTurn(name, transcript=(row or {}).get("user_text", ""), latency=row)
             if row and row.get("voice_to_voice_ms") is not None:
                 end = logged - row["voice_to_voice_ms"] / 1000.0  # the server's end of speech, on this clock
-                heard = next((at for at, peak in phone.media if at > end and peak > 0), None)
+                heard = next((at for at, _, peak in phone.media if at > end and peak > 0), None)
                 turn.at_phone_ms = round((heard - end) * 1000.0, 1) if heard else None
             turns.append(turn)
             if interrupting and turn.latency:
@@ -437,7 +300,7 @@ async def call(url: str, files: list[Path], *, barge_in: float | None = None, tu
                 t0, t_last = await phone.sent(nxt)
                 onset = t0 + _onset(nxt16)
                 clips[n + 1] = (nxt_name, np.zeros(0, np.float32), np.zeros(0, np.float32))  # already said
-                seen = SimpleNamespace(audio=[(at, None) for at, _ in phone.media],  # as voxa talk's listener
+                seen = SimpleNamespace(audio=[(at, None) for at, _, _ in phone.media],  # as voxa talk's listener
                                        events=[(at, {"type": "interrupted"}) for at in phone.clears])
                 stop = _barge_in_stop(seen, t0, onset, t_last + FRAME / 8000)
                 turn.interrupted = stop is not None

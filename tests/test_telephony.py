@@ -1,6 +1,6 @@
 """WS /v1/telephony/twilio end to end, with the agent's real models (tiny.en streaming, Silero +
-smart-turn, the bundled SmolLM2, hibari). :class:`Phone` plays Twilio's side of a bidirectional Media
-Stream: ``connected``, ``start``, then one 20 ms base64 μ-law ``media`` frame every 20 ms (real
+smart-turn, the bundled SmolLM2, hibari). :class:`voxa.agent.phone.Phone` plays Twilio's side of a bidirectional
+Media Stream: ``connected``, ``start``, then one 20 ms base64 μ-law ``media`` frame every 20 ms (real
 recordings from ../shared/eval while the caller speaks, silence otherwise); it plays the bot's audio
 on a clock, echoes each ``mark`` once the audio before it has played, and on ``clear`` drops what it
 holds and echoes the pending marks at once, as Twilio does."""
@@ -8,13 +8,10 @@ holds and echoes the pending marks at once, as Twilio does."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import time
 import urllib.request
-import uuid
-from collections import deque
 
 import numpy as np
 import pytest
@@ -26,21 +23,13 @@ from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from voxa.agent import AgentConfig, LLMConfig  # noqa: E402
+from voxa.agent.phone import MULAW, Phone  # noqa: E402  (Twilio's side of a call)
 from voxa.server.config import ServerConfig  # noqa: E402
 
 from .conftest import start_server  # noqa: E402
 
 KEY = "telephony-test-key"
 LS = "librispeech-test-other-Resemblyzer"
-FRAME = 160  # 20 ms at 8 kHz
-SILENCE = b"\xff" * FRAME  # μ-law zero
-MULAW = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
-
-
-def ulaw(x: np.ndarray) -> bytes:
-    from voxa.audio import g711_encode
-
-    return g711_encode(x, "ulaw")
 
 
 def unulaw(data: bytes) -> np.ndarray:
@@ -49,131 +38,10 @@ def unulaw(data: bytes) -> np.ndarray:
     return g711_decode(data, "ulaw")
 
 
-# --------------------------------------------------------------------------- Twilio's side
-class Phone:
-    """One call. ``delay``: seconds from receiving bot audio to playing it (a slow network)."""
-
-    def __init__(self, url: str, *, key: str | None = KEY, delay: float = 0.0):
-        self.url = url.replace("http://", "ws://") + "/v1/telephony/twilio"
-        self.sid, self.key, self.delay = "MZ" + uuid.uuid4().hex, key, delay
-        self.queue: deque[tuple[bytes, str | None]] = deque()  # the caller's audio to send
-        self.sent_at: dict[str, float] = {}  # tag -> when its frame went out
-        self.media: list[tuple[float, float, float]] = []  # per bot media frame: (arrival, when it plays, its peak)
-        self.audio = bytearray()  # the bot's μ-law
-        self.marks: list[tuple[float, str]] = []
-        self.echoed: list[tuple[float, str]] = []
-        self.clears: list[float] = []
-        self.pending: list[tuple[float, str]] = []  # (when played, mark)
-        self.wrong: list[dict] = []  # messages without our streamSid, or of unknown events
-        self.play_end = 0.0
-        self.seq = self.chunk = self.tags = 0
-        self.closed: tuple[int | None, str | None] | None = None
-
-    async def __aenter__(self):
-        self.ws = await connect(self.url, open_timeout=30)
-        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        params = {"api_key": self.key} if self.key else {}
-        await self.send({"event": "start", "streamSid": self.sid, "start": {
-            "streamSid": self.sid, "accountSid": "AC" + uuid.uuid4().hex, "callSid": "CA" + uuid.uuid4().hex,
-            "tracks": ["inbound"], "customParameters": params, "mediaFormat": MULAW}})
-        self.t0 = time.monotonic()
-        self.tasks = [asyncio.create_task(self._speak()), asyncio.create_task(self._listen())]
-        return self
-
-    async def __aexit__(self, *exc):
-        if self.closed is None:
-            try:
-                await self.send({"event": "stop", "streamSid": self.sid, "stop": {}})
-            except ConnectionClosed:
-                pass
-        for t in self.tasks:
-            t.cancel()
-        await self.ws.close()
-
-    async def send(self, msg: dict):
-        self.seq += 1
-        await self.ws.send(json.dumps({**msg, "sequenceNumber": str(self.seq)}))
-
-    def say(self, samples: np.ndarray) -> tuple[str, str]:
-        """Queue 8 kHz speech; returns tags for the frames where it starts and stops being loud."""
-        data = ulaw(samples)
-        data += SILENCE[: -len(data) % FRAME or 0]
-        loud = np.nonzero(np.abs(samples) > 0.05)[0]
-        first, last = loud[0] // FRAME, loud[-1] // FRAME
-        self.tags += 1
-        start, end = f"start{self.tags}", f"end{self.tags}"
-        for n in range(len(data) // FRAME):
-            self.queue.append((data[n * FRAME:(n + 1) * FRAME], start if n == first else end if n == last else None))
-        return start, end
-
-    async def _speak(self):
-        tick = time.monotonic()
-        while True:
-            payload, tag = self.queue.popleft() if self.queue else (SILENCE, None)
-            now = time.monotonic()
-            if tag:
-                self.sent_at[tag] = now
-            self.chunk += 1
-            await self.send({"event": "media", "streamSid": self.sid, "media": {
-                "track": "inbound", "chunk": str(self.chunk), "timestamp": str(int((now - self.t0) * 1000)),
-                "payload": base64.b64encode(payload).decode()}})
-            for due in [p for p in self.pending if p[0] <= now]:
-                self.pending.remove(due)
-                await self.echo(due[1])
-            tick += FRAME / 8000
-            await asyncio.sleep(max(0.0, tick - time.monotonic()))
-
-    async def echo(self, name: str):
-        self.echoed.append((time.monotonic(), name))
-        await self.send({"event": "mark", "streamSid": self.sid, "mark": {"name": name}})
-
-    async def _listen(self):
-        try:
-            async for raw in self.ws:
-                now, msg = time.monotonic(), json.loads(raw)
-                event = msg.get("event")
-                if msg.get("streamSid") != self.sid or event not in ("media", "mark", "clear"):
-                    self.wrong.append(msg)
-                if event == "media":
-                    chunk = base64.b64decode(msg["media"]["payload"])
-                    start = max(self.play_end, now + self.delay)
-                    self.play_end = start + len(chunk) / 8000
-                    self.media.append((now, start, float(np.abs(unulaw(chunk)).max(initial=0.0))))
-                    self.audio += chunk
-                elif event == "mark":
-                    self.marks.append((now, msg["mark"]["name"]))
-                    self.pending.append((max(self.play_end, now), msg["mark"]["name"]))
-                elif event == "clear":
-                    self.clears.append(now)
-                    self.play_end = now
-                    for _, name in self.pending:
-                        await self.echo(name)
-                    self.pending.clear()
-        except ConnectionClosed:
-            pass
-        finally:
-            self.closed = (self.ws.close_code, self.ws.close_reason)
-
-    async def until(self, cond, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and self.closed is None:
-            if cond():
-                return True
-            await asyncio.sleep(0.02)
-        return bool(cond())
-
-    def quiet(self, seconds: float) -> bool:
-        """The bot has spoken and nothing has played for ``seconds``."""
-        return bool(self.media) and time.monotonic() > self.play_end + seconds
-
-    def first_after(self, t: float, loud: float = 0.0):
-        return next((m for m in self.media if m[0] >= t and m[2] > loud), None)
-
-
 async def open_call(url: str, **kw) -> Phone:
     """A call on the one-slot agent: the previous call's slot comes back a moment after it ended (1013 till then)."""
     for _ in range(100):
-        phone = await Phone(url, **kw).__aenter__()
+        phone = await Phone(url, **{"key": KEY, **kw}).__aenter__()
         await phone.until(lambda: False, 1.5)
         if phone.closed is None:
             return phone
@@ -212,21 +80,21 @@ def test_a_phone_call_with_the_local_agent(phone_agent, eval_dir, caplog):
     async def call():
         phone = await open_call(phone_agent)
         try:
-            assert await phone.until(lambda: phone.quiet(2.0), 240), "no greeting"
+            assert await phone.until(lambda: phone.played_out(2.0), 240), "no greeting"
             greeting = unulaw(bytes(phone.audio))
             assert greeting.size > 8000 and np.sqrt(np.mean(greeting ** 2)) > 0.01  # a second or more of speech
             assert phone.marks and phone.echoed, "no marks"  # one per sentence, echoed once played
             latencies, audible, early = [], [], 0
             for name in turns:
-                start, end = phone.say(speech(eval_dir, name))
-                assert await phone.until(lambda: end in phone.sent_at and phone.first_after(phone.sent_at[end])
-                                         and phone.quiet(2.0), 120), f"no answer to {name}"
-                early += any(phone.sent_at[start] <= m[0] < phone.sent_at[end] for m in phone.media)
-                latencies.append(phone.first_after(phone.sent_at[end])[0] - phone.sent_at[end])
-                audible.append(phone.first_after(phone.sent_at[end], 0.02)[0] - phone.sent_at[end])
+                clip = phone.say(speech(eval_dir, name))
+                assert await phone.until(lambda: clip in phone.loud_last and phone.first_after(phone.loud_last[clip])
+                                         and phone.played_out(2.0), 120), f"no answer to {name}"
+                early += any(phone.loud_first[clip] <= m[0] < phone.loud_last[clip] for m in phone.media)
+                latencies.append(phone.first_after(phone.loud_last[clip])[0] - phone.loud_last[clip])
+                audible.append(phone.first_after(phone.loud_last[clip], 0.02)[0] - phone.loud_last[clip])
             # barge-in: the caller talks over the answer 0.3 s after it starts playing
-            _, end = phone.say(speech(eval_dir, "2414-128291-0009"))
-            assert await phone.until(lambda: end in phone.sent_at and (m := phone.first_after(phone.sent_at[end]))
+            clip = phone.say(speech(eval_dir, "2414-128291-0009"))
+            assert await phone.until(lambda: clip in phone.loud_last and (m := phone.first_after(phone.loud_last[clip]))
                                      and time.monotonic() > m[1] + 0.3, 120), "no answer to barge in on"
             assert time.monotonic() < phone.play_end, "the answer was over before the barge-in"
             n_clears = len(phone.clears)
@@ -348,8 +216,8 @@ def test_on_barge_in_the_memory_keeps_what_the_caller_heard(eval_dir):
     async def call():
         phone = await open_call(url, delay=2.0)
         try:
-            _, end = phone.say(speech(eval_dir, "2414-128291-0008"))
-            assert await phone.until(lambda: end in phone.sent_at and (m := phone.first_after(phone.sent_at[end]))
+            clip = phone.say(speech(eval_dir, "2414-128291-0008"))
+            assert await phone.until(lambda: clip in phone.loud_last and (m := phone.first_after(phone.loud_last[clip]))
                                      and time.monotonic() > m[1] + 1.5, 120), "no answer"
             asked, n_clears = len(seen), len(phone.clears)  # (a clear goes out at every turn's start)
             phone.say(speech(eval_dir, "1688-142285-0004"))
