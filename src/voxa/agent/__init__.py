@@ -11,7 +11,8 @@ The pieces are usable in anyone's Pipecat pipeline: :class:`~voxa.agent.stt.Voxa
 smart-turn end of turn). Modules: ``config`` (settings), ``llm`` (bundled SmolLM2 via llama.cpp,
 or any OpenAI-compatible endpoint), ``tools`` (function calling), ``pipeline`` (the session's
 pipeline, barge-in rule, client events, per-turn latency), ``wire`` (the ``/v1/agent``
-WebSocket protocol). The server mounts ``/agent`` (browser page over WebRTC), ``POST /offer``
+WebSocket protocol), ``talk`` and ``phone`` (the user's side of a session over ``/v1/agent`` and of a
+Twilio call, for ``voxa talk``, tests and benchmarks). The server mounts ``/agent`` (browser page over WebRTC), ``POST /offer``
 and ``WS /v1/agent``; ``voxa agent`` runs it alone and ``voxa talk`` plays recordings to it.
 """
 
