@@ -31,6 +31,7 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from ...asr import load_model
 from ...errors import ModelError
 from ...registry import known
 from ..errors import respond
@@ -120,9 +121,12 @@ async def _write(ws: WebSocket, out: asyncio.Queue, timeout: float) -> None:
 
 
 async def _serve(ws: WebSocket, config, settings: Settings, session_id: str, send, app):
+    def new_session(engine) -> TranscriptionSession:
+        return TranscriptionSession(settings, engine, _scheduler(app, engine), send, max_audio_s=config.max_stream_s)
+
     loop = asyncio.get_running_loop()
     opened = loop.time()
-    engine = session = None
+    session = None
     while True:
         left = config.max_stream_wall_s - (loop.time() - opened)
         if left <= 0:
@@ -161,8 +165,6 @@ async def _serve(ws: WebSocket, config, settings: Settings, session_id: str, sen
                         raise BadEvent("this is a transcription session (session.type transcription)",
                                        param="session.type")
                     name = _model(wanted.model, config)
-                    from ...asr import load_model
-
                     try:
                         engine = await run_in_threadpool(load_model, name)
                         engine.check_options(language=wanted.language)
@@ -174,17 +176,12 @@ async def _serve(ws: WebSocket, config, settings: Settings, session_id: str, sen
                     settings.__dict__.update(wanted.__dict__)
                     if session is not None:
                         session.close()
-                    session = TranscriptionSession(settings, engine, _scheduler(app, engine), send,
-                                                   max_audio_s=config.max_stream_s)
+                    session = new_session(engine)
                     await send(event("transcription_session.updated" if kind.startswith("transcription_session")
                                      else "session.updated", session=settings.session(session_id)))
                 elif kind in ("input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear"):
                     if session is None:  # no session.update yet: the defaults
-                        from ...asr import load_model
-
-                        engine = await run_in_threadpool(load_model, _model(None, config))
-                        session = TranscriptionSession(settings, engine, _scheduler(app, engine), send,
-                                                       max_audio_s=config.max_stream_s)
+                        session = new_session(await run_in_threadpool(load_model, _model(None, config)))
                     if kind.endswith("append"):
                         if not isinstance(ev.get("audio"), str):
                             raise BadEvent("input_audio_buffer.append needs audio (base64)", param="audio")
