@@ -322,8 +322,10 @@ class Handler(AsyncEventHandler):
             raise _Bad(f"the server is busy: {self.s.max_streams} live transcriptions already open")
         engine = await asyncio.to_thread(load_model, name)
         language = (req.language or "").split("-")[0].lower() or None
-        if language and not engine.multilingual and language != "en":
-            raise _Bad(f"model {engine.name} is English-only; ask for a multilingual model for {language!r}")
+        try:
+            engine.check_options(language=language)
+        except VoxaError as e:
+            raise _Bad(str(e)) from None
         scheduler = (self.s.scheduler_of or scheduler_for)(engine)
         loop, self.events = asyncio.get_running_loop(), asyncio.Queue()
         opts = StreamOptions(language=language, interim_results=False, vad_events=True, final_beam=self.s.final_beam)
