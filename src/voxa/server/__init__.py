@@ -52,7 +52,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             host, port = wyoming.parse_address(config.wyoming)
             settings = wyoming.settings_from(config, allow=config.wyoming_allow,
                                              scheduler_of=lambda engine: _scheduler(_app, engine),
-                                             voice=config.agent.voice)
+                                             voice=config.agent.voice,
+                                             streams=_app.state.__dict__.setdefault("streams", set()))
             service = await wyoming.start(settings, host, port, zeroconf=config.wyoming_zeroconf)
         yield
         if service is not None:

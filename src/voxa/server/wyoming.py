@@ -81,7 +81,9 @@ class Settings:
     endpointing_ms: int | None = None  # pause that ends a piece of a command (None: the recogniser's default)
     allow: tuple[str, ...] = ()  # client addresses or networks allowed besides loopback
     scheduler_of: object = None  # engine -> its live-decoding Scheduler (the HTTP server's, when shared)
-    streams: list[int] = field(default_factory=lambda: [0])  # live transcriptions open
+    # the live transcriptions open; inside `voxa serve`, the HTTP server's own set, so /v1/listen,
+    # /v1/realtime and Wyoming share one max_streams
+    streams: set = field(default_factory=set)
 
 
 def allowed(peer: str | None, allow: tuple[str, ...]) -> bool:
@@ -242,7 +244,7 @@ class Handler(AsyncEventHandler):
         """Drop the audio stream in progress (a new request, an error, or the client left)."""
         if self.rec is not None:
             self.rec.abort()
-            self.s.streams[0] -= 1
+            self.s.streams.discard(self)
         if self.detector is not None:
             self.detector.close()
         if self.pump is not None:
@@ -296,7 +298,7 @@ class Handler(AsyncEventHandler):
             if tail.size:
                 await asyncio.to_thread(self.rec.push, tail)
             rec, self.rec = self.rec, None
-            self.s.streams[0] -= 1
+            self.s.streams.discard(self)
             await asyncio.to_thread(rec.close, 60.0)
             self.events.put_nowait(None)
             await self.pump  # every final is out
@@ -318,7 +320,7 @@ class Handler(AsyncEventHandler):
 
         req = self.request
         name = known(req.name or self.s.stream_model, "asr") or known(self.s.stream_model, "asr")
-        if self.s.streams[0] >= self.s.max_streams:
+        if len(self.s.streams) >= self.s.max_streams:
             raise _Bad(f"the server is busy: {self.s.max_streams} live transcriptions already open")
         engine = await asyncio.to_thread(load_model, name)
         language = (req.language or "").split("-")[0].lower() or None
@@ -332,7 +334,7 @@ class Handler(AsyncEventHandler):
         if self.s.endpointing_ms is not None:
             opts.endpointing_ms = self.s.endpointing_ms
         self.rec = Recognizer(scheduler, lambda e: loop.call_soon_threadsafe(self.events.put_nowait, e), opts)
-        self.s.streams[0] += 1
+        self.s.streams.add(self)
         self.pump = asyncio.create_task(self._pump())
 
     async def _pump(self) -> None:
