@@ -549,23 +549,29 @@ class Whisper:
             avg_logprob = _avg_logprob(res.scores[0], len(tokens))
             text = tokenizers[i].decode(tokens).strip()
             temperature = 0.0
+            segs = None
             if self._doubtful(text, avg_logprob, res.no_speech_prob, opts):
-                res, avg_logprob, temperature, _ = self.model.generate_with_fallback(
-                    self._slice(encoder_output, i), prompts[i], tokenizers[i],
-                    self._fw_options(opts, int(_TOKENS_PER_S * w.length) + 10))
-                tokens = res.sequences_ids[0]
+                # Text said again in the padding after the audio (see _drop_past_end) makes a
+                # short window look like a loop; judged on what lies in the audio, it may not be.
+                segs, complete = self._segments(w, tokens, tokenizers[i], frames, opts)
+                self._align(w, segs, tokenizers[i], encoder_output, i, len(windows), frames, opts)
+                if self._doubtful("".join(x["text"] for x in segs), avg_logprob, res.no_speech_prob, opts):
+                    res, avg_logprob, temperature, _ = self.model.generate_with_fallback(
+                        self._slice(encoder_output, i), prompts[i], tokenizers[i],
+                        self._fw_options(opts, int(_TOKENS_PER_S * w.length) + 10))
+                    tokens, segs = res.sequences_ids[0], None
             if res.no_speech_prob > opts.no_speech_threshold and avg_logprob < opts.log_prob_threshold:
                 continue  # Whisper's own silence rule: nothing said here
-            segs, complete = self._segments(w, tokens, tokenizers[i], frames, opts)
+            if segs is None:
+                segs, complete = self._segments(w, tokens, tokenizers[i], frames, opts)
+                # Word times: one alignment call per window. A batched call (faster-whisper
+                # carries its last_speech_timestamp from one window into the next) moved words,
+                # and the piper:joe TTS round trip rose over its 3% WER guard (3.3-4.4%).
+                self._align(w, segs, tokenizers[i], encoder_output, i, len(windows), frames, opts)
             decoded.append((i, tokens, segs, complete, dict(
                 avg_logprob=round(float(avg_logprob), 4), no_speech_prob=round(float(res.no_speech_prob), 4),
-                compression_ratio=round(guards.compression_ratio(tokenizers[i].decode(tokens)), 3),
+                compression_ratio=round(guards.compression_ratio("".join(x["text"] for x in segs)), 3),
                 temperature=temperature)))
-        # Word times: one alignment call per window. A batched call (faster-whisper carries its
-        # last_speech_timestamp from one window into the next) moved words, and the piper:joe
-        # TTS round trip rose over its 3% WER guard (3.3-4.4%).
-        for i, _, segs, _, _ in decoded:
-            self._align(windows[i], segs, tokenizers[i], encoder_output, i, len(windows), frames, opts)
         if not opts.timestamps:
             decoded = self._resume(decoded, windows, encoder_output, prompts, tokenizers, frames, opts, max_length)
         for i, tokens, segs, complete, stats in decoded:
@@ -579,6 +585,7 @@ class Whisper:
         if needs_words and any(x["text"].strip() for x in segs):
             view = self._slice(encoder_output, i) if n > 1 else encoder_output
             self.model.add_word_timestamps([segs], tok, view, [frames], _PREPEND, _APPEND, 0.0)
+            _drop_past_end(segs, w.length)
 
     def _resume(self, decoded, windows, encoder_output, prompts, tokenizers, frames, opts, max_length,
                 rounds: int = 2):
@@ -662,6 +669,9 @@ class Whisper:
                 segment_duration=frames / 100, seek=0)
         else:
             segs, complete = [dict(start=0.0, end=w.length, tokens=tokens)], True
+        # A segment stamped after the window's audio ends was read from the padding: Whisper saying
+        # the window's text again (the encoder window is longer than the audio, see encoder_frames).
+        segs = [s for s in segs if s["start"] < w.length - _PAST_END_S]
         for s in segs:
             s["text"] = tok.decode([t for t in s["tokens"] if t < tok.eot])
             s["start"], s["end"] = min(s["start"], w.length), min(max(s["end"], s["start"]), w.length)
@@ -806,6 +816,28 @@ def encoder_frames(seconds: float) -> int:
     encoder's cost falls with it; a short clip padded to 30 s spends most of it on silence."""
     need = int(seconds * 100) + 100
     return next((c for c in _ENCODER_WINDOWS if need <= c), 3000)
+
+
+# A word or segment that starts this close to the end of a window's audio, or after it, has no
+# audio to be read from.
+_PAST_END_S = 0.05
+
+
+def _drop_past_end(segs: list[dict], length: float) -> None:
+    """Drop aligned words that start after the window's audio ends (``length``, window time).
+
+    Whisper sometimes writes a short window's text a second (third) time; with no audio left,
+    the aligner puts those words in the padding after the audio, where they were stamped as
+    zero-length words at the end ("Water boils at 100 degrees Celsius." said twice for a 2.6 s
+    clip). A segment that loses words gets its text from the words it keeps."""
+    for s in segs:
+        words = s.get("words")
+        if not words:
+            continue
+        keep = [x for x in words if x["start"] < length - _PAST_END_S]
+        if len(keep) < len(words):
+            s["words"] = keep
+            s["text"] = "".join(x["word"] for x in keep)
 
 
 def _avg_logprob(score: float, n: int) -> float:
