@@ -259,6 +259,19 @@ def test_an_unsure_input_is_decoded_once(eval_dir, base, monkeypatch):
     assert wer([_norm(t.text) for t in given], [_norm(t.text) for t in found]) < 0.02
 
 
+def test_no_runt_batch_at_the_end(eval_dir, base, monkeypatch):
+    """Once every input is read, windows that overflow the last batch by at most half a batch
+    go in it: the 60 files pack into 17 windows, encoded as 8 + 9, not 8 + 8 + 1 (a window
+    decoded alone costs about as many decoder steps as a full batch)."""
+    files = librispeech(eval_dir)[0]
+    calls = _encodes(base, monkeypatch)
+    list(base.transcribe_many(files, language="en"))
+    assert sum(calls) == 17 and len(calls) == 2, calls
+    calls.clear()
+    list(base.transcribe_many(files, language="en", batch_size=4))  # 4 + 4 + 4 + 5
+    assert calls == [4, 4, 4, 5], calls
+
+
 def test_language_detection_packs_inputs_like_a_given_language(eval_dir, base, monkeypatch):
     """No language given: the inputs' first speech is packed and judged in shared windows,
     not one encoder pass per input; the windows encoded stay close to those of language="en",
