@@ -167,8 +167,15 @@ class TurnTimer(BaseObserver):
             self._reset()
 
 
-def build(agent, transport, *, actor: str | None = None, on_latency=None, greeting: bool = True, scheduler=None):
-    """The pipeline worker for one session on ``transport`` (a Pipecat transport)."""
+def build(agent, transport, *, actor: str | None = None, on_latency=None, greeting: bool = True, scheduler=None,
+          protocol=None):
+    """The pipeline worker for one session on ``transport`` (a Pipecat transport).
+
+    ``protocol`` puts another client protocol on the same session (the OpenAI Realtime API,
+    :mod:`voxa.server.realtime.conversation`): its ``user_events()`` and ``bot_events()``
+    processors take the places of :class:`Events`, its ``system_prompt`` and ``voice`` (when
+    set) those of the agent's settings, and ``attach(llm=, tts=, context=, worker=)`` is called
+    once the pipeline is made. No greeting is spoken."""
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.worker import PipelineParams, PipelineWorker
     from pipecat.processors.aggregators.llm_context import LLMContext
@@ -186,8 +193,9 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
     cfg = agent.config
     stt = VoxaSTTService(model=cfg.stt_model, language=cfg.language, scheduler=scheduler,
                          wake_word=cfg.wake_word, wake_idle_s=cfg.wake_idle_s)
-    llm = make_llm(cfg.llm, system_prompt=cfg.system_prompt)
-    tts = VoxaTTSService(voice=cfg.voice, actor=actor)
+    llm = make_llm(cfg.llm, system_prompt=getattr(protocol, "system_prompt", None) or cfg.system_prompt)
+    tts = VoxaTTSService(voice=getattr(protocol, "voice", None) or cfg.voice, actor=actor,
+                         origin=getattr(protocol, "origin", "agent"))
     context = LLMContext(tools=agent.tools_schema()) if agent.tools else LLMContext()
     vad = turn.vad_analyzer(cfg.turn)
     strategies = UserTurnStrategies(
@@ -197,7 +205,8 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
         stop=[turn.stop_strategy(cfg.turn)])
     user, assistant = LLMContextAggregatorPair(
         context, user_params=LLMUserAggregatorParams(user_turn_strategies=strategies, vad_analyzer=vad))
-    pipeline = Pipeline([transport.input(), stt, Events("user"), user, llm, tts, Events("bot"),
+    user_events, bot_events = (protocol.user_events(), protocol.bot_events()) if protocol else (Events("user"), Events("bot"))
+    pipeline = Pipeline([transport.input(), stt, user_events, user, llm, tts, bot_events,
                          transport.output(), assistant])
 
     worker: PipelineWorker | None = None
@@ -213,6 +222,10 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
                                                             audio_out_sample_rate=tts.voice.sample_rate,
                                                             enable_metrics=True),
                             observers=[TurnTimer(report)], enable_rtvi=False, idle_timeout_secs=None)
+    if protocol is not None:
+        greeting = False
+        protocol.attach(llm=llm, tts=tts, context=context, worker=worker)
+
     @transport.event_handler("on_client_disconnected")
     async def _gone(transport, client):  # free the session at once: recogniser, synthesis, slot
         await worker.cancel(reason="client disconnected")

@@ -70,8 +70,10 @@ class FirstClauseAggregator(_sta.SimpleTextAggregator):
 
 
 class VoxaTTSService(TTSService):
-    def __init__(self, *, voice: str | None = None, actor: str | None = None, on_payload=None, **kwargs):
+    def __init__(self, *, voice: str | None = None, actor: str | None = None, on_payload=None,
+                 origin: str = "agent", **kwargs):
         self._voice = load_voice(voice)
+        self._origin = origin  # the audit log's origin for this session's speech
         from pipecat.services.settings import TTSSettings
 
         super().__init__(push_start_frame=True, push_stop_frames=True,
@@ -91,10 +93,14 @@ class VoxaTTSService(TTSService):
     def voice(self):
         return self._voice
 
+    def use_voice(self, name: str) -> None:
+        """Speak the next answers in another voice (at this session's output rate)."""
+        self._voice = load_voice(name)
+
     async def run_tts(self, text: str, context_id: str):
         live = self._live.get(context_id)
         if live is None:
-            live = await asyncio.to_thread(self._voice.open, sample_rate=self.sample_rate, origin="agent",
+            live = await asyncio.to_thread(self._voice.open, sample_rate=self.sample_rate, origin=self._origin,
                                            actor=self._actor)
             self._live[context_id] = live
             if self._on_payload:

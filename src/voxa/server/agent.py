@@ -55,13 +55,15 @@ async def _open(app):
     return agent
 
 
-async def _worker(app, agent, transport, actor: str):
-    """One session's pipeline, decoding on the app's shared scheduler for the model."""
+async def _worker(app, agent, transport, actor: str, protocol=None):
+    """One session's pipeline, decoding on the app's shared scheduler for the model
+    (``protocol``: see :func:`voxa.agent.pipeline.build`)."""
     from ..agent.pipeline import build
     from ..asr import load_model
 
     engine = await run_in_threadpool(load_model, agent.config.stt_model)
-    return build(agent, transport, actor=actor, on_latency=_observe(app), scheduler=_scheduler(app, engine))
+    return build(agent, transport, actor=actor, on_latency=_observe(app), scheduler=_scheduler(app, engine),
+                 protocol=protocol)
 
 
 async def _run(app, agent, worker) -> None:

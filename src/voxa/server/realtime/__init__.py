@@ -80,10 +80,18 @@ async def realtime(ws: WebSocket):
         if not ok:
             raise Refused(401, "missing or wrong API key: send Authorization: Bearer <key> (or the subprotocol "
                                "openai-insecure-api-key.<key>)", code="invalid_api_key")
-        if q.get("intent") != "transcription":
-            raise Refused(400, "voxa's /v1/realtime serves transcription sessions (?intent=transcription); "
-                               "conversation sessions are not built yet: voxa's voice agent is WS /v1/agent",
+        if q.get("intent") not in (None, "", "transcription", "conversation"):
+            raise Refused(400, f"unknown intent {q.get('intent')[:40]!r}: transcription, or none for a conversation",
                           "intent", "unsupported_session_type")
+    except Refused as r:
+        await ws.send_denial_response(respond(r.status, r.message, r.code, r.param))
+        return
+    if q.get("intent") != "transcription":
+        from .converse import converse
+
+        await converse(ws, subprotocol)
+        return
+    try:
         active = free_slot(app, config)
     except Refused as r:
         await ws.send_denial_response(respond(r.status, r.message, r.code, r.param))

@@ -129,6 +129,7 @@ class Settings:
     instructions: str = ""
     voice: str = "alloy"
     include: list[str] = field(default_factory=list)
+    tools: list[dict] = field(default_factory=list)  # conversation sessions: the client's function tools
     beta: bool = False  # the client speaks the beta names
 
     def session(self, session_id: str) -> dict:

@@ -1,0 +1,684 @@
+"""A Realtime conversation session (``WS /v1/realtime?model=...`` without the transcription intent):
+the OpenAI Realtime protocol in front of voxa's voice agent.
+
+The session *is* an agent session: :func:`voxa.agent.pipeline.build` makes the same pipeline as
+``/v1/agent``, the browser page and Twilio calls (Silero VAD, streaming Whisper, smart-turn end of
+turn, the agent's LLM, streaming TTS, barge-in), on a Pipecat WebSocket transport. This module is
+only the protocol (:class:`Realtime`, passed to ``build`` as its ``protocol``):
+
+* :class:`Conversation` holds the session's items and its response, and turns client events
+  into actions on the pipeline (:meth:`Conversation.handle`).
+* :class:`Serializer` (Pipecat's ``FrameSerializer``): client text messages in
+  (``input_audio_buffer.append`` becomes the pipeline's 16 kHz audio); out, bot audio becomes
+  ``response.output_audio.delta`` in the session's output format.
+* :class:`UserEvents`, a processor after the recogniser: speech started/stopped (Silero's),
+  transcription deltas (interim results) and, when the turn ends, the committed user item and
+  its ``...transcription.completed``.
+* The output transport sends the response's events in step with its audio: ``response.created``
+  when the LLM starts, the assistant item and its content part with the first speech,
+  ``response.output_audio_transcript.delta`` per sentence, and the ``...done`` events once the
+  LLM and the TTS have both finished; on an interruption the response ends ``cancelled``.
+* Tools: the session's ``tools`` are the client's. When the LLM calls one, the call goes out as
+  a ``function_call`` item (``response.function_call_arguments.delta|done``); the client's
+  ``function_call_output`` item is the result, and the LLM answers with it (a
+  ``response.create`` after it starts nothing more: the answer is already under way). The
+  agent's own server-side tools stay available.
+
+Not built: text-only responses (``output_modalities: ["text"]``), manual turns
+(``turn_detection: null``) and ``interrupt_response: false`` in conversation sessions (refused in
+``session.update`` with an error saying so); input audio items in ``conversation.item.create``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+
+from .wire import AudioIn, BadEvent, Settings, audio_out, error, event, new_id, update
+
+log = logging.getLogger("voxa.server.realtime")
+
+TOOL_TIMEOUT_S = 120.0  # a client that never answers a function call
+
+
+def _frames():
+    from pipecat import frames
+
+    return frames.frames
+
+
+class Conversation:
+    """One conversation session: its settings, items and current response."""
+
+    def __init__(self, settings: Settings, session_id: str, *, voice_id, max_event_bytes: int):
+        self.s = settings
+        self.session_id = session_id
+        self.voice_id = voice_id  # OpenAI or voxa voice name -> installed voice id (raises on unknown)
+        self.max_event_bytes = max_event_bytes
+        self.audio = AudioIn(settings.input_format)
+        self.items: dict[str, dict] = {}  # the conversation, in order
+        self.previous: str | None = None  # the last item added
+        self.client = None  # the transport's WebSocket client (send)
+        self.llm = self.tts = self.context = self.worker = self.user = None
+        self.base_tools: list = []  # the agent's own tools
+        self.calls: dict[str, asyncio.Future] = {}  # call_id -> the client's output
+        self.answered: set[str] = set()  # call ids whose output came: the LLM goes on by itself
+        self.response: dict | None = None
+        self.reply: dict | None = None  # the assistant message item of the response
+        self.llm_done = self.tts_active = False
+        self.sentences: list[tuple[float, str]] = []  # (audio ms when it began, text) in the reply
+        self.out_ms = 0.0  # reply audio sent so far
+        self.fresh_ms = 0  # input audio since the last user item
+        self.runs = 0  # response.create calls waiting for the LLM
+
+    # ------------------------------------------------------------------ sending
+    async def send(self, *events: dict) -> None:
+        for ev in events:
+            if self.client is not None:
+                await self.client.send(json.dumps(ev))
+
+    def add_item(self, item: dict) -> list[dict]:
+        """An item joins the conversation: the events that say so."""
+        self.items[item["id"]] = item
+        prev, self.previous = self.previous, item["id"]
+        kind = "conversation.item.created" if self.s.beta else "conversation.item.added"
+        return [event(kind, item=copy.deepcopy(item), previous_item_id=prev)]
+
+    # ------------------------------------------------------------------ client events
+    async def handle(self, ev: dict):
+        """One client event (not audio appends, which the serializer turns into frames)."""
+        kind = ev["type"]
+        if kind in ("session.update", "transcription_session.update"):
+            await self.update_session(ev.get("session"), beta=kind.startswith("transcription") or self.s.beta)
+        elif kind == "input_audio_buffer.commit":
+            if self.fresh_ms <= 0:
+                raise BadEvent("the input audio buffer is empty: append audio before committing",
+                               code="input_audio_buffer_commit_empty")
+            # server turn detection commits each turn itself; nothing else to do
+        elif kind == "input_audio_buffer.clear":
+            self.fresh_ms = 0
+            await self.send(event("input_audio_buffer.cleared"))
+        elif kind == "conversation.item.create":
+            await self.create_item(ev.get("item"), ev.get("previous_item_id"))
+        elif kind == "conversation.item.retrieve":
+            item = self._item(ev.get("item_id"))
+            await self.send(event("conversation.item.retrieved", item=copy.deepcopy(item)))
+        elif kind == "conversation.item.delete":
+            item = self._item(ev.get("item_id"))
+            self._forget(item)
+            del self.items[item["id"]]
+            await self.send(event("conversation.item.deleted", item_id=item["id"]))
+        elif kind == "conversation.item.truncate":
+            await self.truncate(ev)
+        elif kind == "response.create":
+            await self.create_response()
+        elif kind == "response.cancel":
+            if self.response is None:
+                raise BadEvent("there is no response in progress to cancel", code="response_cancel_not_active")
+            await self.user.broadcast_interruption()
+        elif kind == "output_audio_buffer.clear":
+            if self.response is not None:
+                await self.user.broadcast_interruption()
+            await self.send(event("output_audio_buffer.cleared", response_id=None))
+        else:
+            raise BadEvent(f"unknown event type {kind!r}", code="invalid_event")
+
+    async def update_session(self, session, *, beta: bool) -> None:
+        wanted = copy.deepcopy(self.s)  # all of it applies, or none
+        update(wanted, session, beta=beta)
+        if wanted.type != "realtime":
+            raise BadEvent("this is a conversation session; open one with ?intent=transcription to transcribe",
+                           param="session.type")
+        if wanted.turn.kind is None:
+            raise BadEvent("turn_detection null (manual turns) is not supported in voxa's conversation sessions; "
+                           "use server_vad or semantic_vad", param="session.audio.input.turn_detection")
+        if not wanted.turn.interrupt_response:
+            raise BadEvent("interrupt_response false is not supported in voxa's conversation sessions "
+                           "(the agent's allow_interruptions setting is)", param="session.audio.input.turn_detection")
+        modalities = session.get("output_modalities") or session.get("modalities")
+        if modalities is not None and "audio" not in modalities:
+            raise BadEvent("text-only responses are not supported: voxa answers with speech (audio)",
+                           param="session.output_modalities")
+        tools = _tools(session.get("tools")) if "tools" in session else None
+        temperature = session.get("temperature")
+        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                        or not 0.0 <= temperature <= 2.0):
+            raise BadEvent("temperature must be a number from 0 to 2", param="session.temperature")
+        voice = None
+        if wanted.voice != self.s.voice:
+            try:
+                voice = self.voice_id(wanted.voice)
+            except Exception as e:
+                raise BadEvent(getattr(e, "message", None) or str(e), param="session.audio.output.voice") from None
+        # all checked: apply
+        if wanted.input_format != self.s.input_format:
+            self.audio = AudioIn(wanted.input_format)
+        self.s.__dict__.update(wanted.__dict__)
+        if voice is not None:
+            self.tts.use_voice(voice)
+        settings = {}
+        if session.get("instructions") is not None:
+            settings["system_instruction"] = self.s.instructions or None
+        if temperature is not None:
+            settings["temperature"] = float(temperature)
+        if settings:
+            from pipecat.frames.frames import LLMUpdateSettingsFrame
+
+            await self.worker.queue_frame(LLMUpdateSettingsFrame(delta=type(self.llm).Settings(**settings)))
+        if tools is not None:
+            self.s.tools = [t["raw"] for t in tools]
+            self._set_tools(tools)
+        await self.send(event("session.updated", session=self.session_dict()))
+
+    def session_dict(self) -> dict:
+        d = self.s.session(self.session_id)
+        d["instructions"] = self.s.instructions
+        d["tools"] = list(getattr(self.s, "tools", []) or [])
+        if self.s.beta:
+            d.update(voice=self.s.voice, output_audio_format=_beta(self.s.output_format), modalities=["audio", "text"])
+        else:
+            d["output_modalities"] = ["audio"]
+            d["audio"]["output"] = {"format": _format(self.s.output_format), "voice": self.s.voice, "speed": 1.0}
+        return d
+
+    def _set_tools(self, tools: list[dict]) -> None:
+        from pipecat.adapters.schemas.function_schema import FunctionSchema
+        from pipecat.adapters.schemas.tools_schema import ToolsSchema
+
+        schemas = [FunctionSchema(name=t["name"], description=t["description"], properties=t["properties"],
+                                  required=t["required"]) for t in tools]
+        for t in tools:
+            self.llm.register_function(t["name"], self._call, timeout_secs=TOOL_TIMEOUT_S)
+        self.context.set_tools(ToolsSchema(standard_tools=list(self.base_tools) + schemas))
+
+    async def create_item(self, item, previous) -> None:
+        if not isinstance(item, dict):
+            raise BadEvent("item must be an object", param="item")
+        kind = item.get("type", "message")
+        item_id = str(item.get("id") or new_id("item"))[:64]
+        if kind == "function_call_output":
+            call_id, output = item.get("call_id"), item.get("output")
+            if not isinstance(call_id, str) or not isinstance(output, str):
+                raise BadEvent("a function_call_output item needs call_id and output (strings)", param="item")
+            future = self.calls.pop(call_id, None)
+            if future is None:
+                raise BadEvent(f"no function call {call_id[:64]!r} is waiting for its output", param="item.call_id")
+            new = {"id": item_id, "object": "realtime.item", "type": "function_call_output", "call_id": call_id,
+                   "output": output[:100_000], "status": "completed"}
+            await self.send(*self.add_item(new))
+            self.answered.add(call_id)
+            if not future.done():
+                future.set_result(output[:100_000])
+            return
+        if kind != "message":
+            raise BadEvent(f"item type {kind!r} is not supported here: message or function_call_output",
+                           param="item.type")
+        role = item.get("role")
+        if role not in ("user", "assistant", "system"):
+            raise BadEvent("a message item's role must be user, assistant or system", param="item.role")
+        content = item.get("content")
+        if not isinstance(content, list) or not content:
+            raise BadEvent("a message item needs content", param="item.content")
+        texts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") not in ("input_text", "text", "output_text"):
+                raise BadEvent("message content parts must be text (input_text, or output_text for the "
+                               "assistant); audio items are not supported", param="item.content")
+            if not isinstance(part.get("text"), str):
+                raise BadEvent("a text content part needs text", param="item.content")
+            texts.append(part["text"])
+        text = " ".join(texts)[:20000]
+        from pipecat.frames.frames import LLMMessagesAppendFrame
+
+        await self.worker.queue_frame(LLMMessagesAppendFrame(messages=[{"role": role, "content": text}],
+                                                             run_llm=False))
+        new = {"id": item_id, "object": "realtime.item", "type": "message", "role": role, "status": "completed",
+               "content": copy.deepcopy(content)}
+        await self.send(*self.add_item(new))
+        if not self.s.beta:
+            await self.send(event("conversation.item.done", item=copy.deepcopy(new), previous_item_id=None))
+
+    async def create_response(self) -> None:
+        if self.response is not None:
+            raise BadEvent("the conversation already has a response in progress",
+                           code="conversation_already_has_active_response")
+        if self.answered:  # a function's output came: the LLM answers with it by itself
+            self.answered.clear()
+            return
+        from pipecat.frames.frames import LLMRunFrame
+
+        await self.worker.queue_frame(LLMRunFrame())
+
+    async def truncate(self, ev: dict) -> None:
+        item = self._item(ev.get("item_id"))
+        end = ev.get("audio_end_ms")
+        if item.get("role") != "assistant" or item.get("type") != "message":
+            raise BadEvent("only an assistant message item can be truncated", param="item_id")
+        if isinstance(end, bool) or not isinstance(end, int) or end < 0:
+            raise BadEvent("audio_end_ms must be a non-negative integer", param="audio_end_ms")
+        spoken = item.get("_sentences") or []
+        if end > (item.get("_audio_ms") or 0) + 1:
+            raise BadEvent(f"audio_end_ms {end} is after the item's audio ({int(item.get('_audio_ms') or 0)} ms)",
+                           param="audio_end_ms")
+        kept = " ".join(t for start, t in spoken if start < end).strip()
+        before = _transcript(item)
+        for part in item.get("content") or []:
+            if "transcript" in part:
+                part["transcript"] = kept
+        self._replace(before, kept)
+        await self.send(event("conversation.item.truncated", item_id=item["id"], content_index=0, audio_end_ms=end))
+
+    def _item(self, item_id) -> dict:
+        item = self.items.get(item_id) if isinstance(item_id, str) else None
+        if item is None:
+            raise BadEvent(f"no item {str(item_id)[:64]!r} in the conversation", param="item_id",
+                           code="item_not_found")
+        return item
+
+    def _forget(self, item: dict) -> None:
+        """Drop an item's message from the LLM's context."""
+        text = _transcript(item)
+        if text is not None:
+            self._replace(text, None)
+
+    def _replace(self, text: str, new: str | None) -> None:
+        messages = list(self.context.get_messages())
+        for i in range(len(messages) - 1, -1, -1):
+            m = messages[i]
+            if isinstance(m, dict) and isinstance(m.get("content"), str) and m["content"].strip() == text.strip():
+                if new is None:
+                    del messages[i]
+                else:
+                    messages[i] = {**m, "content": new}
+                self.context.set_messages(messages)
+                return
+
+    # ------------------------------------------------------------------ tools
+    async def _call(self, params) -> None:
+        """The LLM called one of the client's tools: ask the client, give the LLM its answer."""
+        call_id = params.tool_call_id or new_id("call")
+        args = json.dumps(dict(params.arguments or {}))
+        item = {"id": new_id("item"), "object": "realtime.item", "type": "function_call", "status": "in_progress",
+                "name": params.function_name, "call_id": call_id, "arguments": ""}
+        future = asyncio.get_running_loop().create_future()
+        self.calls[call_id] = future
+        response = self._open_response()
+        index = len(response["output"])
+        response["output"].append(item)
+        events = [event("response.output_item.added", response_id=response["id"], output_index=index,
+                        item=copy.deepcopy(item)), *self.add_item(item)]
+        events.append(event("response.function_call_arguments.delta", response_id=response["id"], item_id=item["id"],
+                            output_index=index, call_id=call_id, delta=args))
+        item.update(arguments=args, status="completed")
+        events += [event("response.function_call_arguments.done", response_id=response["id"], item_id=item["id"],
+                         output_index=index, call_id=call_id, name=params.function_name, arguments=args),
+                   event("response.output_item.done", response_id=response["id"], output_index=index,
+                         item=copy.deepcopy(item))]
+        await self.send(*events)
+        try:
+            output = await future
+        finally:
+            self.calls.pop(call_id, None)
+        await params.result_callback(output)
+
+    # ------------------------------------------------------------------ the response (output side)
+    def _open_response(self) -> dict:
+        if self.response is None:
+            self.response = {"id": new_id("resp"), "object": "realtime.response", "status": "in_progress",
+                             "status_details": None, "output": [], "conversation_id": "conv_" + self.session_id[5:],
+                             "output_modalities": ["audio"], "usage": None, "metadata": None,
+                             "audio": {"output": {"format": _format(self.s.output_format), "voice": self.s.voice}}}
+            self._pending = [event("response.created", response=copy.deepcopy(self.response))]
+            self.llm_done = self.tts_active = False
+            self.reply, self.sentences, self.out_ms = None, [], 0.0
+        return self.response
+
+    def _take_pending(self) -> list[dict]:
+        pending, self._pending = getattr(self, "_pending", []), []
+        return pending
+
+    def open_reply(self) -> list[dict]:
+        """The response's assistant message item and its audio part (at the first speech)."""
+        response = self._open_response()
+        events = self._take_pending()
+        if self.reply is None:
+            self.reply = {"id": new_id("item"), "object": "realtime.item", "type": "message", "role": "assistant",
+                          "status": "in_progress", "content": [], "_sentences": [], "_audio_ms": 0.0}
+            index = len(response["output"])
+            response["output"].append(self.reply)
+            events.append(event("response.output_item.added", response_id=response["id"], output_index=index,
+                                item=_public(self.reply)))
+            events += self.add_item(_public(self.reply))
+            self.items[self.reply["id"]] = self.reply
+            events.append(event("response.content_part.added", response_id=response["id"], item_id=self.reply["id"],
+                                output_index=index, content_index=0, part={"type": "audio", "transcript": ""}))
+            events.append(event("output_audio_buffer.started", response_id=response["id"]))
+        return events
+
+    def on_frame(self, frame) -> list[dict]:
+        """Events for a frame the output transport reaches, in step with the audio."""
+        F = _frames()
+        if isinstance(frame, F.LLMFullResponseStartFrame):
+            self._open_response()
+            return self._take_pending()
+        if self.response is None:
+            return []
+        if isinstance(frame, F.TTSStartedFrame):
+            self.tts_active = True
+            return self.open_reply()
+        if isinstance(frame, F.TTSTextFrame) and frame.text.strip():
+            events = self.open_reply()
+            text = frame.text.strip()
+            self.reply["_sentences"].append((self.out_ms, text))
+            events.append(event(_name("response.output_audio_transcript.delta", self.s.beta),
+                                response_id=self.response["id"], item_id=self.reply["id"], output_index=self._index(),
+                                content_index=0, delta=(" " if len(self.reply["_sentences"]) > 1 else "") + text))
+            return events
+        if isinstance(frame, F.BotStoppedSpeakingFrame):  # the transport played the last of the speech
+            self.tts_active = False
+        elif isinstance(frame, F.LLMFullResponseEndFrame):
+            self.llm_done = True
+        else:
+            return []
+        return self.finish("completed") if self.llm_done and not self.tts_active else []
+
+    def audio_delta(self, pcm: bytes, rate: int) -> list[dict]:
+        import numpy as np
+
+        from ...audio import from_pcm16
+
+        events = self.open_reply() if self.response is not None else []
+        if self.reply is None:
+            return events  # speech outside a response (none is made in these sessions)
+        x = from_pcm16(pcm)
+        self.out_ms += x.size * 1000.0 / rate
+        self.reply["_audio_ms"] = self.out_ms
+        events.append(event(_name("response.output_audio.delta", self.s.beta), response_id=self.response["id"],
+                            item_id=self.reply["id"], output_index=self._index(), content_index=0,
+                            delta=audio_out(np.asarray(x), rate, self.s.output_format)))
+        return events
+
+    def _index(self) -> int:
+        return next(i for i, it in enumerate(self.response["output"]) if it is self.reply)
+
+    def finish(self, status: str) -> list[dict]:
+        """The response's closing events (``completed``, or ``cancelled`` on an interruption)."""
+        if self.response is None:
+            return []
+        response, reply, events = self.response, self.reply, self._take_pending()
+        if reply is not None:
+            index, text = self._index(), " ".join(t for _, t in reply["_sentences"])
+            reply["status"] = "completed" if status == "completed" else "incomplete"
+            reply["content"] = [{"type": "output_audio", "transcript": text}]
+            rid, iid = response["id"], reply["id"]
+            events += [
+                event(_name("response.output_audio.done", self.s.beta), response_id=rid, item_id=iid,
+                      output_index=index, content_index=0),
+                event(_name("response.output_audio_transcript.done", self.s.beta), response_id=rid, item_id=iid,
+                      output_index=index, content_index=0, transcript=text),
+                event("response.content_part.done", response_id=rid, item_id=iid, output_index=index,
+                      content_index=0, part={"type": "audio", "transcript": text}),
+                event("response.output_item.done", response_id=rid, output_index=index, item=_public(reply)),
+            ]
+            if not self.s.beta:
+                events.append(event("conversation.item.done", item=_public(reply), previous_item_id=None))
+        response["status"] = status
+        if status == "cancelled":
+            response["status_details"] = {"type": "cancelled", "reason": "turn_detected"}
+        response["output"] = [_public(it) for it in response["output"]]
+        events.append(event("response.done", response=copy.deepcopy(response)))
+        if reply is not None:
+            events.append(event("output_audio_buffer.cleared" if status == "cancelled" else "output_audio_buffer.stopped",
+                                response_id=response["id"]))
+        events.append(event("rate_limits.updated", rate_limits=[]))
+        self.response, self.reply = None, None
+        return events
+
+
+# ---------------------------------------------------------------------- helpers
+def _public(item: dict) -> dict:
+    return copy.deepcopy({k: v for k, v in item.items() if not k.startswith("_")})
+
+
+def _transcript(item: dict) -> str | None:
+    for part in item.get("content") or []:
+        for key in ("transcript", "text"):
+            if isinstance(part.get(key), str):
+                return part[key]
+    return None
+
+
+def _name(ga: str, beta: bool) -> str:
+    """GA event names and their beta spellings."""
+    if not beta:
+        return ga
+    return ga.replace("response.output_audio_transcript", "response.audio_transcript").replace(
+        "response.output_audio", "response.audio")
+
+
+def _format(name: str) -> dict:
+    from .wire import _format_obj
+
+    return _format_obj(name)
+
+
+def _beta(name: str) -> str:
+    from .wire import _beta_name
+
+    return _beta_name(name)
+
+
+def _tools(value) -> list[dict]:
+    """The session's tools (OpenAI's function tool shape), checked."""
+    if not isinstance(value, list) or len(value) > 64:
+        raise BadEvent("tools must be a list of at most 64 function tools", param="session.tools")
+    out = []
+    for i, t in enumerate(value):
+        if not isinstance(t, dict) or t.get("type", "function") != "function" or not isinstance(t.get("name"), str) \
+                or not t["name"].replace("_", "").replace("-", "").isalnum() or len(t["name"]) > 64:
+            raise BadEvent("each tool is {type: function, name, description, parameters}; names are letters, "
+                           "digits, _ and -", param=f"session.tools[{i}]")
+        params = t.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(params, dict) or not isinstance(params.get("properties", {}), dict):
+            raise BadEvent("a tool's parameters must be a JSON schema object", param=f"session.tools[{i}].parameters")
+        out.append({"name": t["name"], "description": str(t.get("description") or "")[:2000],
+                    "properties": params.get("properties", {}), "required": list(params.get("required") or []),
+                    "raw": {"type": "function", "name": t["name"], "description": t.get("description") or "",
+                            "parameters": params}})
+    return out
+
+
+# ---------------------------------------------------------------------- Pipecat pieces
+def pieces():
+    """The protocol's Pipecat classes (made on first use: Pipecat is the optional ``agent`` extra)."""
+    from pipecat.frames.frames import (
+        BotStoppedSpeakingFrame, InputAudioRawFrame, InterimTranscriptionFrame, InterruptionFrame, OutputAudioRawFrame,
+        OutputTransportMessageFrame, OutputTransportMessageUrgentFrame, TranscriptionFrame,
+        UserStoppedSpeakingFrame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame,
+    )
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+    from pipecat.serializers.base_serializer import FrameSerializer
+    from pipecat.transports.websocket.fastapi import FastAPIWebsocketOutputTransport, FastAPIWebsocketTransport
+
+    from ...audio import to_pcm16
+
+    class Serializer(FrameSerializer):
+        def __init__(self, conv: Conversation):
+            super().__init__()
+            self.conv = conv
+
+        async def serialize(self, frame):
+            conv = self.conv
+            if isinstance(frame, OutputAudioRawFrame):
+                events = conv.audio_delta(frame.audio, frame.sample_rate)
+                await conv.send(*events[:-1])
+                return json.dumps(events[-1]) if events else None
+            if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):
+                return None  # voxa's own agent events (latency, transcripts) are not Realtime events
+            return None
+
+        async def deserialize(self, data):
+            conv = self.conv
+            eid = None
+            try:
+                if not isinstance(data, str):
+                    raise BadEvent("events are JSON text messages; audio goes base64 in input_audio_buffer.append",
+                                   code="invalid_event")
+                if len(data) > conv.max_event_bytes:
+                    raise BadEvent(f"an event of {len(data)} bytes is over the limit", code="invalid_event")
+                try:
+                    ev = json.loads(data)
+                except (ValueError, RecursionError):
+                    raise BadEvent("events must be JSON objects", code="invalid_json") from None
+                if not isinstance(ev, dict) or not isinstance(ev.get("type"), str):
+                    raise BadEvent("events must be JSON objects with a type", code="invalid_event")
+                eid = ev.get("event_id") if isinstance(ev.get("event_id"), str) else None
+                if ev["type"] == "input_audio_buffer.append":
+                    if not isinstance(ev.get("audio"), str):
+                        raise BadEvent("input_audio_buffer.append needs audio (base64)", param="audio")
+                    x = conv.audio(ev["audio"])
+                    conv.fresh_ms += x.size / 16
+                    return InputAudioRawFrame(audio=to_pcm16(x), sample_rate=16000, num_channels=1) if x.size else None
+                await conv.handle(ev)
+            except BadEvent as e:
+                await conv.send(error(str(e), code=e.code, param=e.param, event_id=e.event_id or eid))
+            return None
+
+    class UserEvents(FrameProcessor):
+        """The user's side: speech started/stopped, transcription deltas, the committed item."""
+
+        def __init__(self, conv: Conversation):
+            super().__init__()
+            self.conv = conv
+            self.item: dict | None = None
+            self.finals: list[str] = []
+            self.last: list[str] = []  # the words of the latest interim
+            self.sent = ""
+            self.start_ms = 0
+
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            conv = self.conv
+            try:
+                if isinstance(frame, InterruptionFrame) and conv.response is not None:
+                    await conv.send(*conv.finish("cancelled"))  # the user took the turn: the answer stops
+                elif isinstance(frame, VADUserStartedSpeakingFrame):
+                    await self._open(int(conv.audio.ms - 1000 * (frame.start_secs or 0.0)))
+                elif isinstance(frame, VADUserStoppedSpeakingFrame) and self.item is not None:
+                    end = int(conv.audio.ms - 1000 * (frame.stop_secs or 0.0))
+                    await conv.send(event("input_audio_buffer.speech_stopped", audio_end_ms=max(end, self.start_ms),
+                                          item_id=self.item["id"]))
+                elif isinstance(frame, InterimTranscriptionFrame) and direction == FrameDirection.DOWNSTREAM:
+                    await self._delta(" ".join([*self.finals, self._settled(frame.text)]).strip())
+                elif isinstance(frame, TranscriptionFrame) and direction == FrameDirection.DOWNSTREAM:
+                    if self.item is None:
+                        await self._open(conv.audio.ms)
+                    self.finals.append(frame.text.strip())
+                    self.last = []
+                    await self._delta(" ".join(self.finals).strip())
+                elif isinstance(frame, UserStoppedSpeakingFrame) and direction == FrameDirection.UPSTREAM \
+                        and self.item is not None:
+                    await self._commit()
+            except Exception:  # the client left mid-send
+                log.debug("realtime event not sent", exc_info=True)
+            await self.push_frame(frame, direction)
+
+        async def _open(self, ms: int) -> None:
+            if self.item is None:
+                self.item = {"id": new_id("item"), "object": "realtime.item", "type": "message", "role": "user",
+                             "status": "completed", "content": [{"type": "input_audio", "transcript": None}]}
+                self.finals, self.last, self.sent, self.start_ms = [], [], "", max(ms, 0)
+                await self.conv.send(event("input_audio_buffer.speech_started", audio_start_ms=self.start_ms,
+                                           item_id=self.item["id"]))
+
+        def _settled(self, text: str) -> str:
+            """The words of an interim that the one before agrees on (LocalAgreement-2, as in
+            transcription sessions): an interim's last words still change."""
+            words = text.split()
+            keys = ["".join(c for c in w.lower() if c.isalnum()) for w in words]
+            n = next((i for i, (a, b) in enumerate(zip(self.last, keys)) if a != b), min(len(self.last), len(keys)))
+            self.last = keys
+            return " ".join(words[:n])
+
+        async def _delta(self, text: str) -> None:
+            text = text.rstrip(".,;:!?…")
+            if self.item is not None and text.startswith(self.sent) and len(text) > len(self.sent):
+                delta, self.sent = text[len(self.sent):], text
+                await self.conv.send(event("conversation.item.input_audio_transcription.delta",
+                                           item_id=self.item["id"], content_index=0, delta=delta))
+
+        async def _commit(self) -> None:
+            conv, item = self.conv, self.item
+            self.item = None
+            transcript = " ".join(self.finals).strip()
+            events = [event("input_audio_buffer.committed", item_id=item["id"], previous_item_id=conv.previous)]
+            events += conv.add_item(item)
+            if transcript.startswith(self.sent) and len(transcript) > len(self.sent):
+                events.append(event("conversation.item.input_audio_transcription.delta", item_id=item["id"],
+                                    content_index=0, delta=transcript[len(self.sent):]))
+            item["content"][0]["transcript"] = transcript
+            events.append(event("conversation.item.input_audio_transcription.completed", item_id=item["id"],
+                                content_index=0, transcript=transcript,
+                                usage={"type": "duration", "seconds": round(max(conv.audio.ms - self.start_ms, 0) / 1000, 3)}))
+            if not conv.s.beta:
+                events.append(event("conversation.item.done", item=copy.deepcopy(item), previous_item_id=None))
+            conv.fresh_ms = 0
+            await conv.send(*events)
+
+    class Output(FastAPIWebsocketOutputTransport):
+        """Sends the response's events in step with its audio."""
+
+        def __init__(self, *args, conv: Conversation, **kw):
+            super().__init__(*args, **kw)
+            self.conv = conv
+
+        async def write_transport_frame(self, frame):
+            await self.conv.send(*self.conv.on_frame(frame))
+            await super().write_transport_frame(frame)
+
+        async def process_frame(self, frame, direction):
+            if isinstance(frame, InterruptionFrame):
+                await self.conv.send(*self.conv.finish("cancelled"))
+            await super().process_frame(frame, direction)
+
+        async def push_frame(self, frame, direction=FrameDirection.DOWNSTREAM):
+            if isinstance(frame, BotStoppedSpeakingFrame) and direction == FrameDirection.DOWNSTREAM:
+                await self.conv.send(*self.conv.on_frame(frame))
+            await super().push_frame(frame, direction)
+
+    class Transport(FastAPIWebsocketTransport):
+        def __init__(self, ws, params, conv: Conversation):
+            super().__init__(ws, params)
+            self._output = Output(self, self._client, self._params, conv=conv, name=self._output_name)
+            conv.client = self._client
+
+    return Serializer, UserEvents, Transport
+
+
+class Realtime:
+    """The ``protocol`` for :func:`voxa.agent.pipeline.build`."""
+
+    origin = "realtime"
+
+    def __init__(self, conv: Conversation, agent):
+        self.conv = conv
+        self.system_prompt = conv.s.instructions or None
+        self.voice = None
+        self.base_tools = list(agent.tools)
+
+    def user_events(self):
+        _, UserEvents, _ = pieces()
+        self.conv.user = UserEvents(self.conv)
+        return self.conv.user
+
+    def bot_events(self):
+        from pipecat.processors.filters.identity_filter import IdentityFilter
+
+        return IdentityFilter()
+
+    def attach(self, *, llm, tts, context, worker) -> None:
+        conv = self.conv
+        conv.llm, conv.tts, conv.context, conv.worker = llm, tts, context, worker
+        conv.base_tools = self.base_tools

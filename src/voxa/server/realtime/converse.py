@@ -1,0 +1,58 @@
+"""The route's side of a Realtime conversation session: a slot of the voice agent, its models,
+the transport and the pipeline (the protocol itself: :mod:`.conversation`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import WebSocket
+
+from ...errors import VoxaError
+from ..agent import _open, _run, _worker, _ws_actor, loaded
+from ..errors import respond
+from ..listen import Refused
+from .conversation import Conversation, Realtime, pieces
+from .wire import FORMATS, Settings, error, event, new_id
+
+log = logging.getLogger("voxa.server.realtime")
+
+
+async def converse(ws: WebSocket, subprotocol: str | None) -> None:
+    app, config = ws.app, ws.app.state.config
+    try:
+        agent = await _open(app)  # one of agent.max_sessions, as /v1/agent
+    except Refused as r:
+        await ws.send_denial_response(respond(r.status, r.message, r.code, r.param))
+        return
+    started = False
+    try:
+        await ws.accept(subprotocol=subprotocol)
+        try:
+            await loaded(app, agent)
+        except VoxaError as e:
+            await ws.send_text(json.dumps(error(f"the agent cannot start: {e}", code="server_error",
+                                                kind="server_error")))
+            await ws.close(1011, "the agent cannot start")
+            return
+        from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
+
+        from ..speech import voice_id
+
+        session_id = new_id("sess")
+        settings = Settings(type="realtime", beta=ws.headers.get("openai-beta", "").startswith("realtime"),
+                            voice=agent.config.voice)
+        conv = Conversation(settings, session_id, voice_id=lambda name: voice_id(name, None, config.voice_map),
+                            max_event_bytes=config.max_frame_bytes * 4 // 3 + 1024)
+        Serializer, _, Transport = pieces()
+        transport = Transport(ws, FastAPIWebsocketParams(
+            audio_in_enabled=True, audio_out_enabled=True, add_wav_header=False, allowed_origins=[],
+            audio_in_sample_rate=16000, audio_out_sample_rate=FORMATS[settings.output_format][1],
+            serializer=Serializer(conv)), conv)
+        await ws.send_text(json.dumps(event("session.created", session=conv.session_dict())))
+        worker = await _worker(app, agent, transport, _ws_actor(ws), protocol=Realtime(conv, agent))
+        started = True
+        await _run(app, agent, worker)
+    finally:
+        if not started:
+            agent.release()
