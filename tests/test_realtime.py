@@ -139,9 +139,9 @@ def test_bad_input(url):
 
     ws_url = url.replace("http://", "ws://") + "/v1/realtime"
     with pytest.raises(InvalidStatus) as e:
-        connect(ws_url + "?model=gpt-realtime")
+        connect(ws_url + "?model=gpt-realtime&intent=dance")
     assert e.value.response.status_code == 400
-    assert "transcription" in json.loads(e.value.response.body)["error"]["message"]
+    assert "intent" in json.loads(e.value.response.body)["error"]["message"]
     with connect(ws_url + "?intent=transcription") as ws:
         assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
         bad = [
@@ -176,6 +176,9 @@ def test_api_key_forms():
     ws_url = url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
     with pytest.raises(InvalidStatus) as e:
         connect(ws_url)
+    assert e.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as e:  # a conversation session too
+        connect(ws_url.replace("?intent=transcription", "?model=gpt-realtime"))
     assert e.value.response.status_code == 401
     with connect(ws_url, additional_headers={"Authorization": "Bearer k1"}) as ws:
         assert json.loads(ws.recv(timeout=30))["type"] == "session.created"

@@ -184,8 +184,8 @@ class Conversation:
         return d
 
     def _set_tools(self, tools: list[dict]) -> None:
-        from pipecat.adapters.schemas.function_schema import FunctionSchema
-        from pipecat.adapters.schemas.tools_schema import ToolsSchema
+        from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+        from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 
         schemas = [FunctionSchema(name=t["name"], description=t["description"], properties=t["properties"],
                                   required=t["required"]) for t in tools]
@@ -321,7 +321,11 @@ class Conversation:
             output = await future
         finally:
             self.calls.pop(call_id, None)
-        await params.result_callback(output)
+        try:  # JSON output goes to the LLM as that JSON; other text as a JSON string
+            value = json.loads(output)
+        except ValueError:
+            value = output
+        await params.result_callback(value)
 
     # ------------------------------------------------------------------ the response (output side)
     def _open_response(self) -> dict:

@@ -1,0 +1,311 @@
+"""WS /v1/realtime conversation sessions (the voice agent behind the OpenAI Realtime protocol),
+driven by the official `openai` SDK's GA realtime client with real recordings played in real
+time: a two-turn voice conversation with the bundled LLM, a tool call round trip and barge-in
+(against a small OpenAI-compatible LLM server the test starts, so the LLM's turns are known), and
+bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openai")
+pytest.importorskip("pipecat")
+websockets = pytest.importorskip("websockets")
+
+from fastapi import Request  # noqa: E402  (module level: the fake LLM's route annotation must resolve)
+
+from voxa import audio  # noqa: E402
+from voxa.agent import AgentConfig, LLMConfig  # noqa: E402
+from voxa.server.config import ServerConfig  # noqa: E402
+
+from .conftest import start_server, wer  # noqa: E402
+
+LS = "librispeech-test-clean-KennethWang1221"
+STEW = "1089-134686-0000.flac"  # he hoped there would be stew for dinner ...
+BELLY = "1089-134686-0001.flac"  # stuff it into you his belly counselled him
+
+
+class Mic:
+    """The client's microphone: 24 kHz PCM in 20 ms appends, in real time, silence between what it says."""
+
+    def __init__(self, conn):
+        self.conn, self.queue, self.task = conn, [], None
+        self.said_at: list[float] = []  # monotonic time each utterance started
+
+    def say(self, samples16k: np.ndarray) -> None:
+        self.queue.append(audio.to_pcm16(audio.resample(samples16k, 16000, 24000)))
+
+    async def run(self) -> None:
+        step, t0, k = 960, time.monotonic(), 0  # 480 samples = 20 ms
+        current = b""
+        while True:
+            if not current and self.queue:
+                current = self.queue.pop(0)
+                self.said_at.append(time.monotonic())
+            chunk, current = (current[:step], current[step:]) if current else (bytes(step), b"")
+            await self.conn.input_audio_buffer.append(audio=base64.b64encode(chunk.ljust(step, b"\0")).decode())
+            k += 1
+            await asyncio.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
+
+    def __enter__(self):
+        self.task = asyncio.get_running_loop().create_task(self.run())
+        return self
+
+    def __exit__(self, *exc):
+        self.task.cancel()
+
+
+async def until(conn, got: list, pred, timeout: float = 90.0):
+    """Read events into ``got`` until ``pred(event)``; returns that event."""
+    async def read():
+        async for ev in conn:
+            got.append(ev)
+            if ev.type == "error":
+                raise AssertionError(f"error event: {ev.error}")
+            if pred(ev):
+                return ev
+    return await asyncio.wait_for(read(), timeout)
+
+
+def completed(ev) -> bool:
+    return ev.type == "response.done" and ev.response.status == "completed"
+
+
+def response_audio(events, response_id: str) -> np.ndarray:
+    pcm = b"".join(base64.b64decode(e.delta) for e in events
+                   if e.type == "response.output_audio.delta" and e.response_id == response_id)
+    return audio.resample(audio.from_pcm16(pcm), 24000, 16000)
+
+
+# --------------------------------------------------------------------------- an OpenAI-compatible LLM
+def fake_llm(script):
+    """A tiny OpenAI-compatible chat server; ``script(body)`` returns its answer: a string (said a few
+    words per chunk) or a dict (a tool call: name and arguments)."""
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    from voxa.server import serve_in_background
+
+    app = FastAPI()
+    seen: list[dict] = []
+
+    def sse(delta: dict, finish=None) -> str:
+        return "data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+                                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await request.json()
+        seen.append(body)
+        answer = script(body)
+        if isinstance(answer, dict):
+            parts = [sse({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_w1", "type": "function",
+                          "function": {"name": answer["name"], "arguments": json.dumps(answer["arguments"])}}]}),
+                     sse({}, "tool_calls")]
+        else:
+            words = answer.split(" ")
+            parts = [sse({"role": "assistant", "content": " ".join(words[i:i + 3]) + " "})
+                     for i in range(0, len(words), 3)] + [sse({}, "stop")]
+        return StreamingResponse(iter(parts + ["data: [DONE]\n\n"]), media_type="text/event-stream")
+
+    return serve_in_background(app) + "/v1", seen
+
+
+def server_with(script) -> tuple[str, list]:
+    base_url, seen = fake_llm(script)
+    cfg = AgentConfig(greeting="", llm=LLMConfig(base_url=base_url, model="fake"))
+    return start_server(ServerConfig(api_keys=(), agent=cfg)), seen
+
+
+# --------------------------------------------------------------------------- tests
+@pytest.mark.slow
+def test_two_turn_voice_conversation_with_the_bundled_llm(eval_dir):
+    """Audio in, ``response.output_audio.delta`` out, with the user's transcripts and the bot's:
+    two turns, every model real (tiny.en, Silero + smart-turn, SmolLM2, the default voice). Whisper
+    hears in the bot's audio what its transcript says."""
+    from openai import AsyncOpenAI
+
+    url = start_server(ServerConfig(api_keys=(), agent=AgentConfig(greeting="", llm=LLMConfig(max_tokens=40))))
+    refs = {STEW: "he hoped there would be stew for dinner turnips and carrots and bruised potatoes and fat mutton "
+                  "pieces to be ladled out in thick peppered flour fattened sauce",
+            BELLY: "stuff it into you his belly counselled him"}
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        got: list = []
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            created = await conn.recv()
+            assert created.type == "session.created" and created.session.type == "realtime"
+            await conn.session.update(session={"type": "realtime", "instructions": "Answer in one short sentence.",
+                                               "audio": {"output": {"voice": "alloy", "format": {"type": "audio/pcm"}},
+                                                         "input": {"turn_detection": {"type": "server_vad"}}}})
+            with Mic(conn) as mic:
+                for name in (STEW, BELLY):
+                    mic.say(audio.decode(eval_dir / LS / name))
+                    await until(conn, got, completed, timeout=120)
+        return got
+
+    got = asyncio.run(main())
+    types = [e.type for e in got]
+    assert "session.updated" in types
+    users = [e for e in got if e.type == "conversation.item.input_audio_transcription.completed"]
+    assert len(users) >= 2, types
+    heard = " ".join(e.transcript for e in users)
+    assert wer([" ".join(refs.values())], [heard]) < 0.2, heard
+    assert any(e.type == "conversation.item.input_audio_transcription.delta" for e in got)
+    done = [e for e in got if completed(e)]
+    assert len(done) == 2
+    for d in done:
+        rid = d.response.id
+        mine = [e for e in got if getattr(e, "response_id", None) == rid or
+                (e.type in ("response.created", "response.done") and e.response.id == rid)]
+        order = [e.type for e in mine]
+        assert order[0] == "response.created" and order.index("response.output_audio.delta") < \
+            order.index("response.output_audio.done") < order.index("response.done")
+        said = next(e.transcript for e in mine if e.type == "response.output_audio_transcript.done")
+        assert said and d.response.output[0].content[0].transcript == said
+        x = response_audio(got, rid)
+        assert x.size > 16000 * 0.5
+        heard_bot = audio_text(x)
+        assert wer([said], [heard_bot]) < 0.35, (said, heard_bot)
+
+
+def audio_text(x: np.ndarray) -> str:
+    import voxa
+
+    return voxa.load_model("whisper-base").transcribe(x, language="en").text
+
+
+@pytest.mark.slow
+def test_a_tool_call_round_trips_through_the_client(eval_dir):
+    """The LLM calls the session's tool; the client gets the call as a function_call item, sends
+    its output, and the spoken answer uses it. The LLM server saw the tool declared and its result."""
+    from openai import AsyncOpenAI
+
+    def script(body):
+        tool = next((m for m in body["messages"] if m.get("role") == "tool"), None)
+        if tool is None:
+            return {"name": "get_weather", "arguments": {"city": "Paris"}}
+        return f"The weather in Paris is {tool['content']} today."
+
+    url, seen = server_with(script)
+    tools = [{"type": "function", "name": "get_weather", "description": "The weather in a city.",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        got: list = []
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()
+            await conn.session.update(session={"type": "realtime", "tools": tools})
+            with Mic(conn) as mic:
+                mic.say(audio.decode(eval_dir / LS / BELLY))
+                call = await until(conn, got, lambda e: e.type == "response.function_call_arguments.done")
+                await until(conn, got, lambda e: e.type == "response.done")
+                await conn.conversation.item.create(item={"type": "function_call_output", "call_id": call.call_id,
+                                                          "output": "sunny"})
+                await conn.response.create()
+                await until(conn, got, completed)
+        return got, call
+
+    got, call = asyncio.run(main())
+    assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "Paris"}
+    first_done = next(e for e in got if e.type == "response.done")
+    assert [o.type for o in first_done.response.output] == ["function_call"]
+    assert any(e.type == "conversation.item.added" and e.item.type == "function_call_output" for e in got)
+    said = next(e.transcript for e in reversed(got) if e.type == "response.output_audio_transcript.done")
+    assert "sunny" in said.lower()
+    assert "get_weather" in {t["function"]["name"] for t in seen[0]["tools"]}  # beside the agent's own tools
+    assert any(m.get("role") == "tool" and json.loads(m["content"]) == "sunny" for m in seen[-1]["messages"])
+
+
+@pytest.mark.slow
+def test_barge_in_cancels_the_response_and_truncate_is_honoured(eval_dir):
+    """The user talks over a long answer: the response ends ``cancelled``, the assistant item keeps
+    what was played, a new user item starts; the client's truncate then cuts the item further."""
+    from openai import AsyncOpenAI
+
+    long = " ".join(f"The stew was {w}." for w in
+                    ("hot", "thick", "brown", "salty", "rich", "spicy", "fresh", "mild", "sweet", "dark", "good"))
+    url, seen = server_with(lambda body: long)
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        got: list = []
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()
+            with Mic(conn) as mic:
+                mic.say(audio.decode(eval_dir / LS / BELLY))
+                await until(conn, got, lambda e: e.type == "response.output_audio.delta")
+                await asyncio.sleep(2.0)
+                mic.say(audio.decode(eval_dir / LS / STEW))
+                cancelled = await until(conn, got, lambda e: e.type == "response.done")
+                item = cancelled.response.output[0]
+                await conn.conversation.item.truncate(item_id=item.id, content_index=0, audio_end_ms=0)
+                await until(conn, got, lambda e: e.type == "conversation.item.truncated")
+                await conn.conversation.item.retrieve(item_id=item.id)
+                kept = await until(conn, got, lambda e: e.type == "conversation.item.retrieved")
+        return got, cancelled, kept
+
+    got, cancelled, kept = asyncio.run(main())
+    assert cancelled.response.status == "cancelled"
+    spoken = cancelled.response.output[0].content[0].transcript
+    assert len(spoken) < len(long) / 2, spoken  # the first sentences at most: it was cut off
+    starts = [e for e in got if e.type == "input_audio_buffer.speech_started"]
+    assert len(starts) >= 2
+    assert kept.item.content[0].transcript == ""
+
+
+@pytest.mark.slow
+def test_bad_input_gets_error_events_and_the_session_goes_on(eval_dir):
+    """Malformed JSON, unknown events, bad formats and audio, an empty commit, events out of order:
+    each an ``error`` event in OpenAI's shape; then the session still answers."""
+    url, seen = server_with(lambda body: "Hello there.")
+    ws_url = url.replace("http", "ws") + "/v1/realtime?model=gpt-realtime"
+    bad = [
+        ("not json", "invalid_json"),
+        (json.dumps({"type": "dance"}), "invalid_event"),
+        (json.dumps([1, 2]), "invalid_event"),
+        (json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+            "format": {"type": "audio/flac"}}}}}), "invalid_value"),
+        (json.dumps({"type": "input_audio_buffer.append", "audio": "%%%not base64"}), "invalid_value"),
+        (json.dumps({"type": "input_audio_buffer.append", "audio": "A" * (1 << 21)}), "invalid_event"),
+        (json.dumps({"type": "input_audio_buffer.commit"}), "input_audio_buffer_commit_empty"),
+        (json.dumps({"type": "response.cancel"}), "response_cancel_not_active"),
+        (json.dumps({"type": "conversation.item.create", "item": {"type": "function_call_output",
+                                                                  "call_id": "nope", "output": "x"}}), "invalid_value"),
+        (json.dumps({"type": "conversation.item.truncate", "item_id": "item_x", "content_index": 0,
+                     "audio_end_ms": 10}), "item_not_found"),
+        (json.dumps({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}}),
+         "invalid_value"),
+    ]
+    from websockets.sync.client import connect
+
+    with connect(ws_url, max_size=None) as c:
+        assert json.loads(c.recv(timeout=60))["type"] == "session.created"
+        for message, code in bad:
+            c.send(message)
+            ev = json.loads(c.recv(timeout=30))
+            assert ev["type"] == "error" and ev["error"]["code"] == code, (message[:80], ev)
+            assert set(ev["error"]) >= {"type", "code", "message", "param", "event_id"}
+        c.send(b"\x00\x01")  # a binary message
+        assert json.loads(c.recv(timeout=30))["error"]["code"] == "invalid_event"
+        # still serving: a text item and a response
+        c.send(json.dumps({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Say hello."}]}}))
+        c.send(json.dumps({"type": "response.create"}))
+        kinds, deadline = [], time.time() + 60
+        while "response.done" not in kinds and time.time() < deadline:
+            msg = json.loads(c.recv(timeout=60))
+            kinds.append(msg["type"])
+            if msg["type"] == "response.done":
+                assert msg["response"]["status"] == "completed"
+                assert msg["response"]["output"][0]["content"][0]["transcript"] == "Hello there."
+        assert kinds[0] == "conversation.item.added" and "response.output_audio.delta" in kinds
+    assert seen[-1]["messages"][-1] == {"role": "user", "content": "Say hello."}
