@@ -1,4 +1,5 @@
-"""``WS /v1/realtime``: the OpenAI Realtime API, for transcription sessions.
+"""``WS /v1/realtime``: the OpenAI Realtime API: voice conversations with the agent
+(:mod:`.conversation`, routed by :mod:`.converse`), and transcription sessions (below).
 
 The official ``openai`` SDK (``client.realtime.connect(extra_query={"intent": "transcription"})``,
 and the beta ``client.beta.realtime``), Pipecat's ``OpenAIRealtimeSTTService`` and anything else
@@ -11,9 +12,8 @@ back: :mod:`.transcription`. Pieces: :mod:`.wire` (audio formats, settings, even
 
 The transcription model named by the client (``gpt-4o-transcribe``, ``whisper-1``...) means the
 server's live model (``stream_model``, tiny.en by default), as on ``/v1/listen``; a voxa model
-name picks that model. Conversation sessions (``model=gpt-realtime`` without the transcription
-intent) are not built yet: they are refused at the handshake (HTTP 400, saying so); voxa's
-voice agent is ``WS /v1/agent``.
+name picks that model. A connection without the transcription intent is a conversation
+session: a slot of the voice agent (``agent.max_sessions``), not of ``max_streams``.
 
 Limits as ``/v1/listen``: the key (Bearer, or the subprotocol ``openai-insecure-api-key.KEY``
 that browsers send), ``max_streams`` open at once (429), ``max_stream_s`` of audio and
