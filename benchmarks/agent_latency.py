@@ -22,6 +22,9 @@ the same transport):
   once the audio before it has played and, on ``clear``, drops what is left and echoes the pending
   marks. The server decodes the μ-law and resamples it to 16 kHz, and encodes its answer back to
   8 kHz μ-law. The same sessions, turn for turn, with ``voxa talk``'s waits.
+* **realtime**: the same voxa agent over ``WS /v1/realtime`` (the OpenAI Realtime protocol), played
+  by the official ``openai`` SDK's realtime client (:class:`RealtimeClient`): 24 kHz PCM in 20 ms
+  ``input_audio_buffer.append`` events, the answer as ``response.output_audio.delta`` events.
 All rows: the bundled SmolLM2-135M on voxa's default runtime (CTranslate2 int8; llama.cpp when
 llama-cpp-python is installed: the report's machine line says which), one thread, temperature
 0, at most 60 tokens per answer (the answer's length does not change the latency figures),
@@ -52,7 +55,7 @@ frames in place of its audio messages, the ``clear`` (what Pipecat's Twilio seri
 an interruption) in place of the ``interrupted`` event; "stop" is the last bot ``media`` frame
 received (the clear comes just before it; Twilio drops what it has not played).
 
-    python benchmarks/agent_latency.py [--sessions 6] [--barge 5] [--rows voxa,pipecat-stock,telephony]
+    python benchmarks/agent_latency.py [--sessions 6] [--barge 5] [--rows voxa,pipecat-stock,telephony,realtime]
 
 Targets (voxa): voice-to-voice p50 <= 700 ms, p90 <= 1,000 ms; barge-in stop <= 300 ms.
 """
@@ -79,7 +82,7 @@ from common import ROOT, command, machine_facts, write_report  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 # speech needed before an interruption: interrupt_speech_s (the voxa agent, also behind the phone); VAD start
-RULE_MS = {"voxa": 500.0, "pipecat-stock": 200.0, "telephony": 500.0}
+RULE_MS = {"voxa": 500.0, "pipecat-stock": 200.0, "telephony": 500.0, "realtime": 500.0}
 STAGES = ("turn_decided_ms", "asr_final_ms", "llm_first_token_ms", "tts_first_audio_ms", "voice_to_voice_ms")
 
 
@@ -311,10 +314,144 @@ async def call(url: str, files: list[Path], *, barge_in: float | None = None, tu
     return turns
 
 
+# --------------------------------------------------------------------------- the realtime row
+class RealtimeClient:
+    """The user's side of a ``WS /v1/realtime`` conversation through the official ``openai`` SDK:
+    a microphone sending 20 ms ``input_audio_buffer.append`` events (24 kHz PCM) in real time,
+    silence between recordings, and a reader noting when each event arrives."""
+
+    def __init__(self, conn):
+        self.conn, self.queue, self.sent_at = conn, [], {}
+        self.audio: list[tuple[float, float]] = []  # (arrival, peak) of each response.output_audio.delta
+        self.events: list[tuple[float, object]] = []
+
+    def say(self, x16: np.ndarray) -> int:
+        from voxa import audio
+
+        self.queue.append(audio.to_pcm16(audio.resample(x16, 16000, 24000)))
+        return len(self.sent_at) + len(self.queue) - 1  # its index
+
+    async def mic(self):
+        import base64
+
+        step, t0, k, current, n = 960, time.monotonic(), 0, b"", -1
+        while True:
+            if not current and self.queue:
+                current, n = self.queue.pop(0), len(self.sent_at)
+                self.sent_at[n] = [time.monotonic(), None]
+            chunk, current = (current[:step], current[step:]) if current else (bytes(step), b"")
+            if not current and n >= 0 and self.sent_at[n][1] is None:
+                self.sent_at[n][1] = time.monotonic() + len(chunk) / 48000
+            await self.conn.input_audio_buffer.append(audio=base64.b64encode(chunk.ljust(step, b"\0")).decode())
+            k += 1
+            await asyncio.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
+
+    async def read(self):
+        import base64
+
+        async for ev in self.conn:
+            now = time.monotonic()
+            if ev.type == "response.output_audio.delta":
+                pcm = np.frombuffer(base64.b64decode(ev.delta), "<i2")
+                self.audio.append((now, float(np.abs(pcm).max()) if pcm.size else 0.0))
+            else:
+                self.events.append((now, ev))
+
+    async def sent(self, n: int) -> tuple[float, float]:
+        while n not in self.sent_at or self.sent_at[n][1] is None:
+            await asyncio.sleep(0.01)
+        return tuple(self.sent_at[n])
+
+    def quiet(self, since: float, gap: float) -> bool:
+        last = max((at for at, _ in self.audio), default=0.0)
+        return time.monotonic() - max(last, since) >= gap
+
+    def cancelled_at(self) -> list[float]:
+        return [at for at, ev in self.events if ev.type == "response.done" and ev.response.status == "cancelled"]
+
+
+async def realtime_call(url: str, files: list[Path], *, barge_in: float | None = None,
+                        turn_timeout: float = 30.0) -> list[PhoneTurn]:
+    """One conversation of ``files`` over ``WS /v1/realtime``, with the telephony row's waits and
+    measures: the server's own latency rows (its log), the first bot audio with sound at the
+    client, and the barge-in stop on the audio deltas with a cancelled ``response.done`` as the
+    interruption."""
+    from openai import AsyncOpenAI
+
+    from voxa import audio
+    from voxa.agent.talk import _barge_in_stop, _onset
+
+    rows = server_rows()
+    clips = [(str(f), audio.decode(f)) for f in files]
+    client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+    turns: list[PhoneTurn] = []
+    for _ in range(100):  # the previous session's slot comes back a moment after it ended
+        try:
+            conn_cm = client.realtime.connect(model="gpt-realtime")
+            conn = await conn_cm.__aenter__()
+            break
+        except Exception as e:  # 429 while the slot is still held
+            if "429" not in str(e):
+                raise
+            await asyncio.sleep(0.2)
+    else:
+        raise RuntimeError("no session slot came free")
+    rt = RealtimeClient(conn)
+    tasks = [asyncio.create_task(rt.mic()), asyncio.create_task(rt.read())]
+
+    async def until(pred, timeout):
+        deadline = time.monotonic() + timeout
+        while not pred() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    try:
+        await until(lambda: any(ev.type == "session.created" for _, ev in rt.events), 15)
+        for n, (name, x16) in enumerate(clips):
+            if x16.size:
+                t_send, t_end = await rt.sent(rt.say(x16))
+            else:
+                t_send = t_end = time.monotonic()
+            interrupting = barge_in is not None and n + 1 < len(clips)
+
+            def answered():
+                if interrupting:
+                    first = next((at for at, _ in rt.audio if at > t_end), None)
+                    return bool(rows.since(t_send)) and first is not None and time.monotonic() - first >= barge_in
+                return rows.latest(t_send) > max(rt.cancelled_at() + [t_send]) and rt.quiet(t_end, 0.8)
+
+            await until(answered, turn_timeout)
+            logged, row = rows.last(t_send)
+            turn = PhoneTurn(name, transcript=(row or {}).get("user_text", ""), latency=row)
+            if row and row.get("voice_to_voice_ms") is not None:
+                end = logged - row["voice_to_voice_ms"] / 1000.0
+                heard = next((at for at, peak in rt.audio if at > end and peak > 0), None)
+                turn.at_phone_ms = round((heard - end) * 1000.0, 1) if heard else None
+            turns.append(turn)
+            if interrupting and turn.latency:
+                nxt_name, nxt16 = clips[n + 1]
+                t0, t_last = await rt.sent(rt.say(nxt16))
+                onset = t0 + _onset(nxt16)
+                clips[n + 1] = (nxt_name, np.zeros(0, np.float32))
+                seen = SimpleNamespace(audio=[(at, None) for at, _ in rt.audio],
+                                       events=[(at, {"type": "interrupted"}) for at in rt.cancelled_at()])
+                stop = _barge_in_stop(seen, t0, onset, t_last)
+                turn.interrupted = stop is not None
+                turn.barge_in_stop_ms = round((stop - onset) * 1000.0, 1) if turn.interrupted else None
+        await asyncio.sleep(0.2)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await conn_cm.__aexit__(None, None, None)
+    return turns
+
+
 def run_row(base: str, row: str, groups, barge: int) -> dict:
     if row == "telephony":
         def play(files, barge_in=None):
             return asyncio.run(call(base + "/v1/telephony/twilio", files, barge_in=barge_in))
+    elif row == "realtime":
+        def play(files, barge_in=None):
+            return asyncio.run(realtime_call(base.replace("ws://", "http://"), files, barge_in=barge_in))
     else:
         from voxa.agent.talk import talk
 
@@ -335,7 +472,7 @@ def run_row(base: str, row: str, groups, barge: int) -> dict:
         at_phone += [v for v in phone if v is not None]
         print(f"[{row}] session {n}/{len(groups)}: {len(said)} turns, "
               f"v2v {[t.latency and t.latency['voice_to_voice_ms'] for t in said]}"
-              + (f", at the phone {phone}" if row == "telephony" else ""), file=sys.stderr, flush=True)
+              + (f", at the client {phone}" if row in ("telephony", "realtime") else ""), file=sys.stderr, flush=True)
     for files in groups[:barge]:
         said = play(files[:2], barge_in=1.0)
         if said and said[0].barge_in_stop_ms is not None:
@@ -348,7 +485,7 @@ def run_row(base: str, row: str, groups, barge: int) -> dict:
         out[stage] = (pct(vals, 50), pct(vals, 90))
     out["barge_stop"] = (pct(stops, 50), pct(stops, 90))
     out["barge_stop_vad"] = (pct(vad_stops, 50), pct(vad_stops, 90))
-    if row == "telephony":
+    if row in ("telephony", "realtime"):
         out["at_phone_ms"] = (pct(at_phone, 50), pct(at_phone, 90))
     return out
 
@@ -386,6 +523,24 @@ def report(rows, argv) -> str:
 
 
 def telephony_note(rows) -> list[str]:
+    return _telephony_note(rows) + _realtime_note(rows)
+
+
+def _realtime_note(rows) -> list[str]:
+    r = next((r for r in rows if r["row"] == "realtime" and "error" not in r), None)
+    if r is None:
+        return []
+    at_client = " / ".join("–" if np.isnan(v) else f"{v:.0f}" for v in r["at_phone_ms"])
+    return ["", "realtime: the voxa agent over `WS /v1/realtime` (the OpenAI Realtime protocol), the same turns "
+            "sent by the official `openai` SDK's realtime client as 20 ms `input_audio_buffer.append` events "
+            "(24 kHz PCM, base64), in real time. Its stages are the server's own per-turn rows, read from its log "
+            "as for telephony (the Realtime socket carries only Realtime events). Timed at the client instead, "
+            "from the same end of speech to the first `response.output_audio.delta` with sound: "
+            f"{at_client} ms (p50 / p90). Barge-in: the same rule on the audio deltas, with a `response.done` "
+            "whose status is `cancelled` as the interruption."]
+
+
+def _telephony_note(rows) -> list[str]:
     r = next((r for r in rows if r["row"] == "telephony" and "error" not in r), None)
     if r is None:
         return []
@@ -405,7 +560,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sessions", type=int, default=6, help="sessions of 4 turns per row")
     ap.add_argument("--barge", type=int, default=5, help="barge-in sessions per row")
-    ap.add_argument("--rows", default="voxa,pipecat-stock,telephony", help=f"of {','.join(RULE_MS)}")
+    ap.add_argument("--rows", default="voxa,pipecat-stock,telephony,realtime", help=f"of {','.join(RULE_MS)}")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/agent_latency.md"))
     args = ap.parse_args(argv)
     if unknown := set(args.rows.split(",")) - set(RULE_MS):
