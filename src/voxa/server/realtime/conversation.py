@@ -4,14 +4,14 @@ the OpenAI Realtime protocol in front of voxa's voice agent.
 The session *is* an agent session: :func:`voxa.agent.pipeline.build` makes the same pipeline as
 ``/v1/agent``, the browser page and Twilio calls (Silero VAD, streaming Whisper, smart-turn end of
 turn, the agent's LLM, streaming TTS, barge-in), on a Pipecat WebSocket transport. This module is
-only the protocol (:class:`Realtime`, passed to ``build`` as its ``protocol``):
+only the protocol: :class:`Conversation` holds the session's items and its response, and turns
+client events into actions on the pipeline (:meth:`Conversation.handle`); :mod:`.transport`
+holds the Pipecat pieces (its ``Realtime`` is passed to ``build`` as its ``protocol``):
 
-* :class:`Conversation` holds the session's items and its response, and turns client events
-  into actions on the pipeline (:meth:`Conversation.handle`).
-* :class:`Serializer` (Pipecat's ``FrameSerializer``): client text messages in
+* ``Serializer`` (Pipecat's ``FrameSerializer``): client text messages in
   (``input_audio_buffer.append`` becomes the pipeline's 16 kHz audio); out, bot audio becomes
   ``response.output_audio.delta`` in the session's output format.
-* :class:`UserEvents`, a processor after the recogniser: speech started/stopped (Silero's),
+* ``UserEvents``, a processor after the recogniser: speech started/stopped (Silero's),
   transcription deltas (interim results) and, when the turn ends, the committed user item and
   its ``...transcription.completed``.
 * The output transport sends the response's events in step with its audio: ``response.created``
@@ -36,7 +36,7 @@ import copy
 import json
 import logging
 
-from .wire import AudioIn, BadEvent, Settings, audio_out, error, event, new_id, update
+from .wire import AudioIn, BadEvent, Settings, audio_out, event, new_id, update
 
 log = logging.getLogger("voxa.server.realtime")
 
@@ -90,14 +90,18 @@ class Conversation:
     async def handle(self, ev: dict):
         """One client event (not audio appends, which the serializer turns into frames)."""
         kind = ev["type"]
-        if kind in ("session.update", "transcription_session.update"):
-            await self.update_session(ev.get("session"), beta=kind.startswith("transcription") or self.s.beta)
+        if kind == "session.update":
+            await self.update_session(ev.get("session"), beta=self.s.beta)
+        elif kind == "transcription_session.update":
+            raise BadEvent("this is a conversation session; open one with ?intent=transcription to transcribe",
+                           code="invalid_event")
         elif kind == "input_audio_buffer.commit":
             if self.fresh_ms <= 0:
                 raise BadEvent("the input audio buffer is empty: append audio before committing",
                                code="input_audio_buffer_commit_empty")
-            # server turn detection commits each turn itself; nothing else to do
+            # the server's turn detection commits each turn (manual turns are not built): nothing to do
         elif kind == "input_audio_buffer.clear":
+            # acknowledged; the recogniser has already heard what was appended, and keeps it
             self.fresh_ms = 0
             await self.send(event("input_audio_buffer.cleared"))
         elif kind == "conversation.item.create":
@@ -492,197 +496,3 @@ def _tools(value) -> list[dict]:
                     "raw": {"type": "function", "name": t["name"], "description": t.get("description") or "",
                             "parameters": params}})
     return out
-
-
-# ---------------------------------------------------------------------- Pipecat pieces
-def pieces():
-    """The protocol's Pipecat classes (made on first use: Pipecat is the optional ``agent`` extra)."""
-    from pipecat.frames.frames import (
-        BotStoppedSpeakingFrame, InputAudioRawFrame, InterimTranscriptionFrame, InterruptionFrame, OutputAudioRawFrame,
-        OutputTransportMessageFrame, OutputTransportMessageUrgentFrame, TranscriptionFrame,
-        UserStoppedSpeakingFrame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame,
-    )
-    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-    from pipecat.serializers.base_serializer import FrameSerializer
-    from pipecat.transports.websocket.fastapi import FastAPIWebsocketOutputTransport, FastAPIWebsocketTransport
-
-    from ...audio import to_pcm16
-
-    class Serializer(FrameSerializer):
-        def __init__(self, conv: Conversation):
-            super().__init__()
-            self.conv = conv
-
-        async def serialize(self, frame):
-            conv = self.conv
-            if isinstance(frame, OutputAudioRawFrame):
-                events = conv.audio_delta(frame.audio, frame.sample_rate)
-                await conv.send(*events[:-1])
-                return json.dumps(events[-1]) if events else None
-            if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):
-                return None  # voxa's own agent events (latency, transcripts) are not Realtime events
-            return None
-
-        async def deserialize(self, data):
-            conv = self.conv
-            eid = None
-            try:
-                if not isinstance(data, str):
-                    raise BadEvent("events are JSON text messages; audio goes base64 in input_audio_buffer.append",
-                                   code="invalid_event")
-                if len(data) > conv.max_event_bytes:
-                    raise BadEvent(f"an event of {len(data)} bytes is over the limit", code="invalid_event")
-                try:
-                    ev = json.loads(data)
-                except (ValueError, RecursionError):
-                    raise BadEvent("events must be JSON objects", code="invalid_json") from None
-                if not isinstance(ev, dict) or not isinstance(ev.get("type"), str):
-                    raise BadEvent("events must be JSON objects with a type", code="invalid_event")
-                eid = ev.get("event_id") if isinstance(ev.get("event_id"), str) else None
-                if ev["type"] == "input_audio_buffer.append":
-                    if not isinstance(ev.get("audio"), str):
-                        raise BadEvent("input_audio_buffer.append needs audio (base64)", param="audio")
-                    x = conv.audio(ev["audio"])
-                    conv.fresh_ms += x.size / 16
-                    return InputAudioRawFrame(audio=to_pcm16(x), sample_rate=16000, num_channels=1) if x.size else None
-                await conv.handle(ev)
-            except BadEvent as e:
-                await conv.send(error(str(e), code=e.code, param=e.param, event_id=e.event_id or eid))
-            return None
-
-    class UserEvents(FrameProcessor):
-        """The user's side: speech started/stopped, transcription deltas, the committed item."""
-
-        def __init__(self, conv: Conversation):
-            super().__init__()
-            self.conv = conv
-            self.item: dict | None = None
-            self.finals: list[str] = []
-            self.last: list[str] = []  # the words of the latest interim
-            self.sent = ""
-            self.start_ms = 0
-
-        async def process_frame(self, frame, direction):
-            await super().process_frame(frame, direction)
-            conv = self.conv
-            try:
-                if isinstance(frame, InterruptionFrame) and conv.response is not None:
-                    await conv.send(*conv.finish("cancelled"))  # the user took the turn: the answer stops
-                elif isinstance(frame, VADUserStartedSpeakingFrame):
-                    await self._open(int(conv.audio.ms - 1000 * (frame.start_secs or 0.0)))
-                elif isinstance(frame, VADUserStoppedSpeakingFrame) and self.item is not None:
-                    end = int(conv.audio.ms - 1000 * (frame.stop_secs or 0.0))
-                    await conv.send(event("input_audio_buffer.speech_stopped", audio_end_ms=max(end, self.start_ms),
-                                          item_id=self.item["id"]))
-                elif isinstance(frame, InterimTranscriptionFrame) and direction == FrameDirection.DOWNSTREAM:
-                    await self._delta(" ".join([*self.finals, self._settled(frame.text)]).strip())
-                elif isinstance(frame, TranscriptionFrame) and direction == FrameDirection.DOWNSTREAM:
-                    if self.item is None:
-                        await self._open(conv.audio.ms)
-                    self.finals.append(frame.text.strip())
-                    self.last = []
-                    await self._delta(" ".join(self.finals).strip())
-                elif isinstance(frame, UserStoppedSpeakingFrame) and direction == FrameDirection.UPSTREAM \
-                        and self.item is not None:
-                    await self._commit()
-            except Exception:  # the client left mid-send
-                log.debug("realtime event not sent", exc_info=True)
-            await self.push_frame(frame, direction)
-
-        async def _open(self, ms: int) -> None:
-            if self.item is None:
-                self.item = {"id": new_id("item"), "object": "realtime.item", "type": "message", "role": "user",
-                             "status": "completed", "content": [{"type": "input_audio", "transcript": None}]}
-                self.finals, self.last, self.sent, self.start_ms = [], [], "", max(ms, 0)
-                await self.conv.send(event("input_audio_buffer.speech_started", audio_start_ms=self.start_ms,
-                                           item_id=self.item["id"]))
-
-        def _settled(self, text: str) -> str:
-            """The words of an interim that the one before agrees on (LocalAgreement-2, as in
-            transcription sessions): an interim's last words still change."""
-            words = text.split()
-            keys = ["".join(c for c in w.lower() if c.isalnum()) for w in words]
-            n = next((i for i, (a, b) in enumerate(zip(self.last, keys)) if a != b), min(len(self.last), len(keys)))
-            self.last = keys
-            return " ".join(words[:n])
-
-        async def _delta(self, text: str) -> None:
-            text = text.rstrip(".,;:!?…")
-            if self.item is not None and text.startswith(self.sent) and len(text) > len(self.sent):
-                delta, self.sent = text[len(self.sent):], text
-                await self.conv.send(event("conversation.item.input_audio_transcription.delta",
-                                           item_id=self.item["id"], content_index=0, delta=delta))
-
-        async def _commit(self) -> None:
-            conv, item = self.conv, self.item
-            self.item = None
-            transcript = " ".join(self.finals).strip()
-            events = [event("input_audio_buffer.committed", item_id=item["id"], previous_item_id=conv.previous)]
-            events += conv.add_item(item)
-            if transcript.startswith(self.sent) and len(transcript) > len(self.sent):
-                events.append(event("conversation.item.input_audio_transcription.delta", item_id=item["id"],
-                                    content_index=0, delta=transcript[len(self.sent):]))
-            item["content"][0]["transcript"] = transcript
-            events.append(event("conversation.item.input_audio_transcription.completed", item_id=item["id"],
-                                content_index=0, transcript=transcript,
-                                usage={"type": "duration", "seconds": round(max(conv.audio.ms - self.start_ms, 0) / 1000, 3)}))
-            if not conv.s.beta:
-                events.append(event("conversation.item.done", item=copy.deepcopy(item), previous_item_id=None))
-            conv.fresh_ms = 0
-            await conv.send(*events)
-
-    class Output(FastAPIWebsocketOutputTransport):
-        """Sends the response's events in step with its audio."""
-
-        def __init__(self, *args, conv: Conversation, **kw):
-            super().__init__(*args, **kw)
-            self.conv = conv
-
-        async def write_transport_frame(self, frame):
-            await self.conv.send(*self.conv.on_frame(frame))
-            await super().write_transport_frame(frame)
-
-        async def process_frame(self, frame, direction):
-            if isinstance(frame, InterruptionFrame):
-                await self.conv.send(*self.conv.finish("cancelled"))
-            await super().process_frame(frame, direction)
-
-        async def push_frame(self, frame, direction=FrameDirection.DOWNSTREAM):
-            if isinstance(frame, BotStoppedSpeakingFrame) and direction == FrameDirection.DOWNSTREAM:
-                await self.conv.send(*self.conv.on_frame(frame))
-            await super().push_frame(frame, direction)
-
-    class Transport(FastAPIWebsocketTransport):
-        def __init__(self, ws, params, conv: Conversation):
-            super().__init__(ws, params)
-            self._output = Output(self, self._client, self._params, conv=conv, name=self._output_name)
-            conv.client = self._client
-
-    return Serializer, UserEvents, Transport
-
-
-class Realtime:
-    """The ``protocol`` for :func:`voxa.agent.pipeline.build`."""
-
-    origin = "realtime"
-
-    def __init__(self, conv: Conversation, agent):
-        self.conv = conv
-        self.system_prompt = conv.s.instructions or None
-        self.voice = None
-        self.base_tools = list(agent.tools)
-
-    def user_events(self):
-        _, UserEvents, _ = pieces()
-        self.conv.user = UserEvents(self.conv)
-        return self.conv.user
-
-    def bot_events(self):
-        from pipecat.processors.filters.identity_filter import IdentityFilter
-
-        return IdentityFilter()
-
-    def attach(self, *, llm, tts, context, worker) -> None:
-        conv = self.conv
-        conv.llm, conv.tts, conv.context, conv.worker = llm, tts, context, worker
-        conv.base_tools = self.base_tools

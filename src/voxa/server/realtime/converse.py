@@ -12,7 +12,8 @@ from ...errors import VoxaError
 from ..agent import _open, _run, _worker, _ws_actor, loaded
 from ..errors import respond
 from ..listen import Refused
-from .conversation import Conversation, Realtime, pieces
+from .conversation import Conversation
+from .transport import Realtime, pieces
 from .wire import FORMATS, Settings, error, event, new_id
 
 log = logging.getLogger("voxa.server.realtime")
