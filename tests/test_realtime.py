@@ -187,3 +187,48 @@ def test_api_key_forms():
         assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
     with pytest.raises(InvalidStatus):
         connect(ws_url, subprotocols=["realtime", "openai-insecure-api-key.wrong"])
+
+
+def test_pipecat_openai_realtime_stt_service_transcribes_through_voxa(url, eval_dir, tiny):
+    """Pipecat's OpenAIRealtimeSTTService, unmodified but for its base URL, with server VAD:
+    a transcript per utterance, close to the offline ones."""
+    pytest.importorskip("pipecat")
+    from pipecat.frames.frames import EndFrame, InputAudioRawFrame, TranscriptionFrame
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+    from pipecat.processors.frame_processor import FrameProcessor
+    from pipecat.services.openai.stt import OpenAIRealtimeSTTService
+    from pipecat.workers.runner import WorkerRunner
+
+    x, parts = two_utterances(eval_dir)
+    got: list[str] = []
+
+    class Sink(FrameProcessor):
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            if isinstance(frame, TranscriptionFrame):
+                got.append(frame.text)
+            await self.push_frame(frame, direction)
+
+    async def main():
+        stt = OpenAIRealtimeSTTService(api_key="none", base_url=url.replace("http://", "ws://") + "/v1/realtime",
+                                       turn_detection={"type": "server_vad", "silence_duration_ms": 500})
+        worker = PipelineWorker(Pipeline([stt, Sink()]), params=PipelineParams(audio_in_sample_rate=16000),
+                                idle_timeout_secs=None)
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(worker)
+        run = asyncio.create_task(runner.run())
+        await asyncio.sleep(1.0)
+        pcm, step = audio.to_pcm16(x), 3200  # 100 ms
+        for i in range(0, len(pcm), step):
+            await worker.queue_frame(InputAudioRawFrame(audio=pcm[i:i + step], sample_rate=16000, num_channels=1))
+            await asyncio.sleep(0.05)
+        deadline = asyncio.get_running_loop().time() + 60
+        while len(got) < 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        await worker.queue_frame(EndFrame())
+        await asyncio.wait_for(run, 30)
+
+    asyncio.run(main())
+    offline = [tiny.transcribe(p).text for p in parts]
+    assert len(got) == 2 and wer(offline, got) < 0.25, got

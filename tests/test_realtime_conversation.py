@@ -309,3 +309,60 @@ def test_bad_input_gets_error_events_and_the_session_goes_on(eval_dir):
                 assert msg["response"]["output"][0]["content"][0]["transcript"] == "Hello there."
         assert kinds[0] == "conversation.item.added" and "response.output_audio.delta" in kinds
     assert seen[-1]["messages"][-1] == {"role": "user", "content": "Say hello."}
+
+
+@pytest.mark.slow
+def test_create_response_false_waits_for_response_create(eval_dir):
+    """``create_response: false`` (server_vad): the user's turn becomes an item but starts no
+    answer until the client sends ``response.create``."""
+    from openai import AsyncOpenAI
+
+    url, seen = server_with(lambda body: "Fine, thanks.")
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        got: list = []
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            created = await conn.recv()
+            assert created.session.audio.input.turn_detection.type == "semantic_vad"  # the agent's own
+            await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": {
+                "type": "server_vad", "silence_duration_ms": 800, "create_response": False}}}})
+            with Mic(conn) as mic:
+                mic.say(audio.decode(eval_dir / LS / BELLY))
+                await until(conn, got, lambda e: e.type == "conversation.item.input_audio_transcription.completed")
+                with pytest.raises(asyncio.TimeoutError):
+                    await until(conn, got, lambda e: e.type.startswith("response."), timeout=3.0)
+                n = len(seen)
+                await conn.response.create()
+                await until(conn, got, completed)
+        return got, n
+
+    got, asked_before = asyncio.run(main())
+    assert asked_before == 0
+    said = next(e.transcript for e in got if e.type == "response.output_audio_transcript.done")
+    assert said == "Fine, thanks."
+    assert "belly" in seen[0]["messages"][-1]["content"].lower()
+
+
+def test_turn_detection_retunes_the_agents_end_of_turn():
+    """server_vad's threshold and silence, and semantic_vad's eagerness, as voxa's turn policy,
+    applied to a session's Silero and smart-turn analyzer."""
+    from voxa import turn
+    from voxa.server.realtime.conversation import policy_for
+    from voxa.server.realtime.wire import TurnDetection
+
+    base = turn.TurnPolicy()
+    p = policy_for(TurnDetection(kind="server_vad", threshold=0.7, silence_duration_ms=400), base)
+    assert (p.vad_threshold, p.long_silence_s, p.medium_silence_s) == (0.7, 0.4, 0.4)
+    assert p.threshold == base.threshold and p.pause_s == base.pause_s
+    assert policy_for(TurnDetection(kind="semantic_vad", eagerness="auto"), base) == base
+    high = policy_for(TurnDetection(kind="semantic_vad", eagerness="high"), base)
+    low = policy_for(TurnDetection(kind="semantic_vad", eagerness="low"), base)
+    assert high.threshold < base.threshold < low.threshold and high.long_silence_s < low.long_silence_s
+    for policy in (p, high, low):
+        policy.check()
+    vad, ends = turn.vad_analyzer(base), turn.analyzer(base)
+    vad.set_sample_rate(16000)
+    turn.retune(vad, ends, p)
+    assert vad.params.confidence == 0.7 and vad.params.stop_secs == base.pause_s
+    assert ends.threshold == p.threshold and ends._stop_ms == pytest.approx((0.4 - base.pause_s) * 1000)

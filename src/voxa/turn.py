@@ -113,6 +113,13 @@ def _analyzer_class():
             if turn_state == EndOfTurnState.COMPLETE:
                 self.sentence_done, self.score = False, 0.0
 
+        def retune(self, policy: "TurnPolicy") -> None:
+            """Another policy from now on (a running session's settings changed)."""
+            self.threshold, self.medium_threshold = policy.threshold, policy.medium_threshold
+            self.medium_ms = (policy.medium_silence_s - policy.pause_s) * 1000.0
+            self._params.stop_secs = policy.long_silence_s - policy.pause_s
+            self._stop_ms = self._params.stop_secs * 1000
+
     return SmartTurn
 
 
@@ -127,8 +134,9 @@ def analyzer(policy: TurnPolicy | None = None):
                              medium_threshold=policy.medium_threshold)
 
 
-def stop_strategy(policy: TurnPolicy | None = None):
-    """Pipecat's smart-turn stop strategy on :func:`analyzer`, passing it the recogniser's finals."""
+def stop_strategy(policy: TurnPolicy | None = None, turn_analyzer=None):
+    """Pipecat's smart-turn stop strategy on :func:`analyzer` (or the one given), passing it the
+    recogniser's finals."""
     from pipecat.frames.frames import TranscriptionFrame
     from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
@@ -138,7 +146,21 @@ def stop_strategy(policy: TurnPolicy | None = None):
                 self._turn_analyzer.heard(frame.text)
             return await super().process_frame(frame)
 
-    return Stop(turn_analyzer=analyzer(policy))
+    return Stop(turn_analyzer=turn_analyzer or analyzer(policy))
+
+
+def retune(vad, turn_analyzer, policy: TurnPolicy) -> None:
+    """Apply ``policy`` to a running session's Silero (:func:`vad_analyzer`) and smart-turn
+    analyzer (:func:`analyzer`): the OpenAI Realtime API changes turn detection mid-session."""
+    from pipecat.audio.vad.vad_analyzer import VADParams
+
+    params = VADParams(confidence=policy.vad_threshold, start_secs=policy.start_s, stop_secs=policy.pause_s,
+                       min_volume=0.0)
+    if vad.sample_rate:
+        vad.set_params(params)
+    else:  # not started: set_sample_rate applies them
+        vad._params = params
+    turn_analyzer.retune(policy)
 
 
 def vad_analyzer(policy: TurnPolicy | None = None):

@@ -173,9 +173,10 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
 
     ``protocol`` puts another client protocol on the same session (the OpenAI Realtime API,
     :mod:`voxa.server.realtime.conversation`): its ``user_events()`` and ``bot_events()``
-    processors take the places of :class:`Events`, its ``system_prompt`` and ``voice`` (when
-    set) those of the agent's settings, and ``attach(llm=, tts=, context=, worker=)`` is called
-    once the pipeline is made. No greeting is spoken."""
+    processors take the places of :class:`Events`, its ``gate()`` processor goes between the
+    user's turn and the LLM, its ``system_prompt`` and ``voice`` (when set) take the places of
+    the agent's settings, and ``attach(llm=, tts=, context=, worker=, vad=, turn_analyzer=,
+    policy=)`` is called once the pipeline is made. No greeting is spoken."""
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.worker import PipelineParams, PipelineWorker
     from pipecat.processors.aggregators.llm_context import LLMContext
@@ -198,15 +199,17 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
                          origin=getattr(protocol, "origin", "agent"))
     context = LLMContext(tools=agent.tools_schema()) if agent.tools else LLMContext()
     vad = turn.vad_analyzer(cfg.turn)
+    ends = turn.analyzer(cfg.turn)
     strategies = UserTurnStrategies(
         start=[SustainedSpeechStart(interrupt_speech_s=cfg.interrupt_speech_s,
                                     allow_interruptions=cfg.allow_interruptions, vad=vad,
                                     awake=lambda: stt.awake)],
-        stop=[turn.stop_strategy(cfg.turn)])
+        stop=[turn.stop_strategy(cfg.turn, ends)])
     user, assistant = LLMContextAggregatorPair(
         context, user_params=LLMUserAggregatorParams(user_turn_strategies=strategies, vad_analyzer=vad))
     user_events, bot_events = (protocol.user_events(), protocol.bot_events()) if protocol else (Events("user"), Events("bot"))
-    pipeline = Pipeline([transport.input(), stt, user_events, user, llm, tts, bot_events,
+    gate = [protocol.gate()] if protocol else []  # between the user's turn and the LLM
+    pipeline = Pipeline([transport.input(), stt, user_events, user, *gate, llm, tts, bot_events,
                          transport.output(), assistant])
 
     worker: PipelineWorker | None = None
@@ -224,7 +227,8 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
                             observers=[TurnTimer(report)], enable_rtvi=False, idle_timeout_secs=None)
     if protocol is not None:
         greeting = False
-        protocol.attach(llm=llm, tts=tts, context=context, worker=worker)
+        protocol.attach(llm=llm, tts=tts, context=context, worker=worker, vad=vad, turn_analyzer=ends,
+                        policy=cfg.turn)
 
     @transport.event_handler("on_client_disconnected")
     async def _gone(transport, client):  # free the session at once: recogniser, synthesis, slot

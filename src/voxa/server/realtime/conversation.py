@@ -24,6 +24,10 @@ holds the Pipecat pieces (its ``Realtime`` is passed to ``build`` as its ``proto
   ``response.create`` after it starts nothing more: the answer is already under way). The
   agent's own server-side tools stay available.
 
+Turn detection: ``server_vad`` and ``semantic_vad`` retune the agent's own end of turn (Silero +
+smart-turn, :func:`policy_for`); ``create_response: false`` leaves the answer to
+``response.create``.
+
 Not built: text-only responses (``output_modalities: ["text"]``), manual turns
 (``turn_detection: null``) and ``interrupt_response: false`` in conversation sessions (refused in
 ``session.update`` with an error saying so); input audio items in ``conversation.item.create``.
@@ -71,7 +75,8 @@ class Conversation:
         self.sentences: list[tuple[float, str]] = []  # (audio ms when it began, text) in the reply
         self.out_ms = 0.0  # reply audio sent so far
         self.fresh_ms = 0  # input audio since the last user item
-        self.runs = 0  # response.create calls waiting for the LLM
+        self.runs = 0  # answers asked for (response.create, a function's output) not yet started
+        self.vad = self.turn_analyzer = self.policy = None  # the session's turn detection (voxa.turn)
 
     # ------------------------------------------------------------------ sending
     async def send(self, *events: dict) -> None:
@@ -159,7 +164,12 @@ class Conversation:
         # all checked: apply
         if wanted.input_format != self.s.input_format:
             self.audio = AudioIn(wanted.input_format)
+        retune = wanted.turn != self.s.turn
         self.s.__dict__.update(wanted.__dict__)
+        if retune and self.vad is not None:
+            from ... import turn
+
+            turn.retune(self.vad, self.turn_analyzer, policy_for(self.s.turn, self.policy))
         if voice is not None:
             self.tts.use_voice(voice)
         settings = {}
@@ -213,6 +223,7 @@ class Conversation:
                    "output": output[:100_000], "status": "completed"}
             await self.send(*self.add_item(new))
             self.answered.add(call_id)
+            self.runs += 1  # the LLM goes on with it (even with create_response false)
             if not future.done():
                 future.set_result(output[:100_000])
             return
@@ -253,6 +264,7 @@ class Conversation:
             return
         from pipecat.frames.frames import LLMRunFrame
 
+        self.runs += 1
         await self.worker.queue_frame(LLMRunFrame())
 
     async def truncate(self, ev: dict) -> None:
@@ -446,6 +458,29 @@ class Conversation:
 
 
 # ---------------------------------------------------------------------- helpers
+EAGERNESS = {  # semantic_vad eagerness -> smart-turn's score threshold and the longest silence (s)
+    "high": (0.35, 1.0), "medium": (None, None), "auto": (None, None), "low": (0.7, 4.0)}
+
+
+def policy_for(t, base):
+    """The agent's end-of-turn policy (:class:`voxa.turn.TurnPolicy`) under a session's
+    ``turn_detection``. ``server_vad``: Silero's threshold, and its silence as the longest pause
+    a turn waits (smart-turn may still end a finished sentence sooner). ``semantic_vad``: the
+    eagerness moves smart-turn's threshold and that longest pause (high 0.35 / 1 s, low 0.7 / 4 s;
+    auto and medium keep the agent's)."""
+    from dataclasses import replace
+
+    if t.kind == "server_vad":
+        longest = max(base.pause_s, t.silence_duration_ms / 1000.0)
+        return replace(base, vad_threshold=min(max(t.threshold, 0.01), 0.99), long_silence_s=longest,
+                       medium_silence_s=min(base.medium_silence_s, longest))
+    threshold, longest = EAGERNESS.get(t.eagerness, (None, None))
+    if threshold is None:
+        return base
+    return replace(base, threshold=threshold, long_silence_s=longest,
+                   medium_silence_s=min(base.medium_silence_s, longest))
+
+
 def _public(item: dict) -> dict:
     return copy.deepcopy({k: v for k, v in item.items() if not k.startswith("_")})
 

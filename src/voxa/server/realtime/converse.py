@@ -14,7 +14,7 @@ from ..errors import respond
 from ..listen import Refused
 from .conversation import Conversation
 from .transport import Realtime, pieces
-from .wire import FORMATS, Settings, error, event, new_id
+from .wire import FORMATS, Settings, TurnDetection, error, event, new_id
 
 log = logging.getLogger("voxa.server.realtime")
 
@@ -42,7 +42,8 @@ async def converse(ws: WebSocket, subprotocol: str | None) -> None:
 
         session_id = new_id("sess")
         settings = Settings(type="realtime", beta=ws.headers.get("openai-beta", "").startswith("realtime"),
-                            voice=agent.config.voice)
+                            voice=agent.config.voice,  # the agent's own end of turn is smart-turn's:
+                            turn=TurnDetection(kind="semantic_vad", eagerness="auto"))  # see policy_for
         conv = Conversation(settings, session_id, voice_id=lambda name: voice_id(name, None, config.voice_map),
                             max_event_bytes=config.max_frame_bytes * 4 // 3 + 1024)
         Serializer, _, Transport = pieces()

@@ -202,7 +202,28 @@ class Realtime:
 
         return IdentityFilter()
 
-    def attach(self, *, llm, tts, context, worker) -> None:
+    def gate(self):
+        """Between the user's turn and the LLM: with ``create_response: false`` a finished turn
+        starts no answer; only ``response.create`` (or a function's output) does."""
+        from pipecat.frames.frames import LLMContextFrame
+        from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+        conv = self.conv
+
+        class Gate(FrameProcessor):
+            async def process_frame(self, frame, direction):
+                await super().process_frame(frame, direction)
+                if isinstance(frame, LLMContextFrame) and direction == FrameDirection.DOWNSTREAM:
+                    if conv.runs > 0:
+                        conv.runs -= 1
+                    elif not conv.s.turn.create_response:
+                        return  # the turn is in the context; the client asks for the answer
+                await self.push_frame(frame, direction)
+
+        return Gate()
+
+    def attach(self, *, llm, tts, context, worker, vad=None, turn_analyzer=None, policy=None) -> None:
         conv = self.conv
         conv.llm, conv.tts, conv.context, conv.worker = llm, tts, context, worker
+        conv.vad, conv.turn_analyzer, conv.policy = vad, turn_analyzer, policy
         conv.base_tools = self.base_tools
