@@ -523,37 +523,31 @@ def report(rows, argv) -> str:
 
 
 def telephony_note(rows) -> list[str]:
-    return _telephony_note(rows) + _realtime_note(rows)
+    """The notes on the rows timed at the client too (telephony, realtime)."""
+    return _note(rows, "telephony", (
+        "telephony: the voxa agent over `WS /v1/telephony/twilio`, the same turns sent as Twilio sends "
+        "them (8 kHz μ-law, 20 ms `media` frames) to a client that plays the answer on a clock and echoes "
+        "its marks. Its stages, voice-to-voice included, are the server's own per-turn rows (its TurnTimer, "
+        "as for the other rows; read from the server's log, since the Twilio socket carries no JSON): "
+        "from Silero's end of speech in the μ-law audio to the first bot audio the server sends, before "
+        "its μ-law encoding. Timed at the phone instead, from the same end of speech to the first bot "
+        "`media` frame that is not silence there: {at} ms (p50 / p90; this adds the μ-law encoding, "
+        "the loopback socket and any silence the answer starts with). Its barge-in stop is "
+        "the same rule on the `media` frames, with the `clear` as the interruption.")) + _note(rows, "realtime", (
+        "realtime: the voxa agent over `WS /v1/realtime` (the OpenAI Realtime protocol), the same turns "
+        "sent by the official `openai` SDK's realtime client as 20 ms `input_audio_buffer.append` events "
+        "(24 kHz PCM, base64), in real time. Its stages are the server's own per-turn rows, read from its log "
+        "as for telephony (the Realtime socket carries only Realtime events). Timed at the client instead, "
+        "from the same end of speech to the first `response.output_audio.delta` with sound: "
+        "{at} ms (p50 / p90). Barge-in: the same rule on the audio deltas, with a `response.done` "
+        "whose status is `cancelled` as the interruption."))
 
 
-def _realtime_note(rows) -> list[str]:
-    r = next((r for r in rows if r["row"] == "realtime" and "error" not in r), None)
+def _note(rows, row: str, text: str) -> list[str]:
+    r = next((r for r in rows if r["row"] == row and "error" not in r), None)
     if r is None:
         return []
-    at_client = " / ".join("–" if np.isnan(v) else f"{v:.0f}" for v in r["at_phone_ms"])
-    return ["", "realtime: the voxa agent over `WS /v1/realtime` (the OpenAI Realtime protocol), the same turns "
-            "sent by the official `openai` SDK's realtime client as 20 ms `input_audio_buffer.append` events "
-            "(24 kHz PCM, base64), in real time. Its stages are the server's own per-turn rows, read from its log "
-            "as for telephony (the Realtime socket carries only Realtime events). Timed at the client instead, "
-            "from the same end of speech to the first `response.output_audio.delta` with sound: "
-            f"{at_client} ms (p50 / p90). Barge-in: the same rule on the audio deltas, with a `response.done` "
-            "whose status is `cancelled` as the interruption."]
-
-
-def _telephony_note(rows) -> list[str]:
-    r = next((r for r in rows if r["row"] == "telephony" and "error" not in r), None)
-    if r is None:
-        return []
-    at_phone = " / ".join("–" if np.isnan(v) else f"{v:.0f}" for v in r["at_phone_ms"])
-    return ["", "telephony: the voxa agent over `WS /v1/telephony/twilio`, the same turns sent as Twilio sends "
-            "them (8 kHz μ-law, 20 ms `media` frames) to a client that plays the answer on a clock and echoes "
-            "its marks. Its stages, voice-to-voice included, are the server's own per-turn rows (its TurnTimer, "
-            "as for the other rows; read from the server's log, since the Twilio socket carries no JSON): "
-            "from Silero's end of speech in the μ-law audio to the first bot audio the server sends, before "
-            "its μ-law encoding. Timed at the phone instead, from the same end of speech to the first bot "
-            f"`media` frame that is not silence there: {at_phone} ms (p50 / p90; this adds the μ-law encoding, "
-            "the loopback socket and any silence the answer starts with). Its barge-in stop is "
-            "the same rule on the `media` frames, with the `clear` as the interruption."]
+    return ["", text.format(at=" / ".join("–" if np.isnan(v) else f"{v:.0f}" for v in r["at_phone_ms"]))]
 
 
 def main(argv=None) -> int:

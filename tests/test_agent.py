@@ -17,13 +17,11 @@ import pytest
 pytest.importorskip("pipecat")
 websockets = pytest.importorskip("websockets")
 
-from fastapi import Request  # noqa: E402  (module level: the fake LLM's route annotation must resolve)
-
 from voxa.agent import AgentConfig, LLMConfig, load_config  # noqa: E402
 from voxa.errors import InputError  # noqa: E402
 from voxa.server.config import ServerConfig  # noqa: E402
 
-from .conftest import start_server, wer  # noqa: E402
+from .conftest import fake_llm, start_server, wer  # noqa: E402
 
 LS = "librispeech-test-clean-KennethWang1221"
 
@@ -132,40 +130,17 @@ def test_bad_input_on_the_agent_socket(local_agent):
 
 # --------------------------------------------------------------------------- an OpenAI-compatible endpoint
 def _fake_llm(answer: str | None = None):
-    """A tiny OpenAI-compatible chat server: asks for get_current_time, then answers with its result;
-    or, given ``answer``, says that (a few words per chunk) to every request."""
-    from fastapi import FastAPI
-    from fastapi.responses import StreamingResponse
-
-    from voxa.server import serve_in_background
-
-    app = FastAPI()
-    seen: list[dict] = []
-
-    def sse(delta: dict, finish=None) -> str:
-        return "data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request):
-        body = await request.json()
-        seen.append(body)
-        tool = next((m for m in body["messages"] if m.get("role") == "tool"), None)
+    """An OpenAI-compatible chat server (conftest.fake_llm): asks for get_current_time, then answers
+    with its result; or, given ``answer``, says that (a few words per chunk) to every request."""
+    def script(body):
         if answer is not None:
-            words = answer.split(" ")
-            parts = [sse({"role": "assistant", "content": " ".join(words[i:i + 3]) + " "})
-                     for i in range(0, len(words), 3)] + [sse({}, "stop")]
-        elif tool is None:
-            parts = [sse({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                          "function": {"name": "get_current_time", "arguments": json.dumps({"timezone": "UTC"})}}]}),
-                     sse({}, "tool_calls")]
-        else:
-            result = json.loads(tool["content"])
-            parts = [sse({"role": "assistant", "content": f"It is {result['time']} in UTC. "}),
-                     sse({"content": "Anything else?"}), sse({}, "stop")]
-        return StreamingResponse(iter(parts + ["data: [DONE]\n\n"]), media_type="text/event-stream")
+            return answer
+        tool = next((m for m in body["messages"] if m.get("role") == "tool"), None)
+        if tool is None:
+            return {"name": "get_current_time", "arguments": {"timezone": "UTC"}}
+        return f"It is {json.loads(tool['content'])['time']} in UTC. Anything else?"
 
-    return serve_in_background(app) + "/v1", seen
+    return fake_llm(script)
 
 
 @pytest.mark.slow

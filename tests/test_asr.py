@@ -212,12 +212,12 @@ def test_a_short_clip_is_not_said_twice(base):
     duration (2 of 4 piper:joe takes of this 2.6 s sentence; faster-whisper: none). Piper's
     takes differ (its noise is not seeded), so eight of them are tried."""
     voice = voxa.load_voice("piper:joe")
-    said = "water boils at 100 degrees celsius"
     for _ in range(8):
         speech = voice.speak("Water boils at 100 degrees Celsius.")
         t = base.transcribe(audio.resample(speech.audio, speech.sample_rate, 16000), language="en")
-        assert _norm(t.text).count("water") == 1, t.text
-        assert _norm(t.text) == said, t.text
+        words = _norm(t.text).split()
+        assert words[:4] == ["water", "boils", "at", "100"] and words.count("water") == 1, t.text
+        assert len(words) <= 6, t.text  # "... 100 degrees celsius" or "... 100c", once
         assert all(seg.end - seg.start > 0.05 for seg in t.segments), t.segments
 
 

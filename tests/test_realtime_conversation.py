@@ -18,13 +18,11 @@ pytest.importorskip("openai")
 pytest.importorskip("pipecat")
 websockets = pytest.importorskip("websockets")
 
-from fastapi import Request  # noqa: E402  (module level: the fake LLM's route annotation must resolve)
-
 from voxa import audio  # noqa: E402
 from voxa.agent import AgentConfig, LLMConfig  # noqa: E402
 from voxa.server.config import ServerConfig  # noqa: E402
 
-from .conftest import start_server, wer  # noqa: E402
+from .conftest import fake_llm, start_server, wer  # noqa: E402
 
 LS = "librispeech-test-clean-KennethWang1221"
 STEW = "1089-134686-0000.flac"  # he hoped there would be stew for dinner ...
@@ -81,40 +79,6 @@ def response_audio(events, response_id: str) -> np.ndarray:
     pcm = b"".join(base64.b64decode(e.delta) for e in events
                    if e.type == "response.output_audio.delta" and e.response_id == response_id)
     return audio.resample(audio.from_pcm16(pcm), 24000, 16000)
-
-
-# --------------------------------------------------------------------------- an OpenAI-compatible LLM
-def fake_llm(script):
-    """A tiny OpenAI-compatible chat server; ``script(body)`` returns its answer: a string (said a few
-    words per chunk) or a dict (a tool call: name and arguments)."""
-    from fastapi import FastAPI
-    from fastapi.responses import StreamingResponse
-
-    from voxa.server import serve_in_background
-
-    app = FastAPI()
-    seen: list[dict] = []
-
-    def sse(delta: dict, finish=None) -> str:
-        return "data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request):
-        body = await request.json()
-        seen.append(body)
-        answer = script(body)
-        if isinstance(answer, dict):
-            parts = [sse({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_w1", "type": "function",
-                          "function": {"name": answer["name"], "arguments": json.dumps(answer["arguments"])}}]}),
-                     sse({}, "tool_calls")]
-        else:
-            words = answer.split(" ")
-            parts = [sse({"role": "assistant", "content": " ".join(words[i:i + 3]) + " "})
-                     for i in range(0, len(words), 3)] + [sse({}, "stop")]
-        return StreamingResponse(iter(parts + ["data: [DONE]\n\n"]), media_type="text/event-stream")
-
-    return serve_in_background(app) + "/v1", seen
 
 
 def server_with(script) -> tuple[str, list]:
@@ -366,3 +330,36 @@ def test_turn_detection_retunes_the_agents_end_of_turn():
     turn.retune(vad, ends, p)
     assert vad.params.confidence == 0.7 and vad.params.stop_secs == base.pause_s
     assert ends.threshold == p.threshold and ends._stop_ms == pytest.approx((0.4 - base.pause_s) * 1000)
+
+
+@pytest.mark.slow
+def test_response_cancel_stops_the_answer():
+    """The client's ``response.cancel`` mid-answer: ``response.done`` ``cancelled``, and no audio
+    of that response after it. A text item starts the answer (``response.create``)."""
+    from openai import AsyncOpenAI
+
+    long = " ".join(f"The soup was {w}." for w in ("hot", "thick", "brown", "salty", "rich", "spicy", "fresh", "mild"))
+    url, seen = server_with(lambda body: long)
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        got: list = []
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()
+            await conn.conversation.item.create(item={"type": "message", "role": "user",
+                                                      "content": [{"type": "input_text", "text": "Tell me."}]})
+            await conn.response.create()
+            await until(conn, got, lambda e: e.type == "response.output_audio.delta")
+            await asyncio.sleep(1.0)
+            await conn.response.cancel()
+            done = await until(conn, got, lambda e: e.type == "response.done", timeout=10)
+            n = len(got)
+            with pytest.raises(asyncio.TimeoutError):  # nothing more of it
+                await until(conn, got, lambda e: e.type == "response.output_audio.delta", timeout=2.0)
+        return got, done, n
+
+    got, done, n = asyncio.run(main())
+    assert done.response.status == "cancelled"
+    assert [e.type for e in got[n:]] == ["output_audio_buffer.cleared", "rate_limits.updated"]
+    assert len(done.response.output[0].content[0].transcript) < len(long) / 2
+    assert not any(e.type == "response.output_audio.delta" for e in got[n:])

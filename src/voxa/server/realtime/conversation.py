@@ -65,7 +65,7 @@ class Conversation:
         self.items: dict[str, dict] = {}  # the conversation, in order
         self.previous: str | None = None  # the last item added
         self.client = None  # the transport's WebSocket client (send)
-        self.llm = self.tts = self.context = self.worker = self.user = None
+        self.llm = self.tts = self.context = self.worker = self.user = self.gate = None
         self.base_tools: list = []  # the agent's own tools
         self.calls: dict[str, asyncio.Future] = {}  # call_id -> the client's output
         self.answered: set[str] = set()  # call ids whose output came: the LLM goes on by itself
@@ -126,10 +126,10 @@ class Conversation:
         elif kind == "response.cancel":
             if self.response is None:
                 raise BadEvent("there is no response in progress to cancel", code="response_cancel_not_active")
-            await self.user.broadcast_interruption()
+            await self.gate.broadcast_interruption()
         elif kind == "output_audio_buffer.clear":
             if self.response is not None:
-                await self.user.broadcast_interruption()
+                await self.gate.broadcast_interruption()
             await self.send(event("output_audio_buffer.cleared", response_id=None))
         else:
             raise BadEvent(f"unknown event type {kind!r}", code="invalid_event")

@@ -220,7 +220,8 @@ class Realtime:
                         return  # the turn is in the context; the client asks for the answer
                 await self.push_frame(frame, direction)
 
-        return Gate()
+        conv.gate = Gate()  # response.cancel interrupts from here: where the user's turn would
+        return conv.gate
 
     def attach(self, *, llm, tts, context, worker, vad=None, turn_analyzer=None, policy=None) -> None:
         conv = self.conv
