@@ -363,3 +363,62 @@ def test_response_cancel_stops_the_answer():
     assert [e.type for e in got[n:]] == ["output_audio_buffer.cleared", "rate_limits.updated"]
     assert len(done.response.output[0].content[0].transcript) < len(long) / 2
     assert not any(e.type == "response.output_audio.delta" for e in got[n:])
+
+
+@pytest.mark.slow
+def test_pipecat_openai_realtime_llm_service_converses_through_voxa(eval_dir):
+    """Pipecat's OpenAIRealtimeLLMService (the speech-to-speech service), unmodified but for its base
+    URL, in a pipeline of its own: the user's speech goes in, the service gets the user's transcript,
+    the answer's text and its audio, in which Whisper hears the answer."""
+    from pipecat.frames.frames import EndFrame, InputAudioRawFrame, LLMTextFrame, TTSAudioRawFrame
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+    from pipecat.processors.frame_processor import FrameProcessor
+    from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
+    from pipecat.workers.runner import WorkerRunner
+
+    url, seen = server_with(lambda body: "The stew was hot.")
+    got: dict[str, list] = {"audio": [], "text": [], "user": []}
+
+    class Sink(FrameProcessor):
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            if isinstance(frame, TTSAudioRawFrame):
+                got["audio"].append(frame)
+            elif isinstance(frame, LLMTextFrame):
+                got["text"].append(frame.text)
+            elif type(frame).__name__ == "LLMContextUserTurnFrame":
+                got["user"].append(getattr(frame, "text", ""))
+            await self.push_frame(frame, direction)
+
+    async def main():
+        llm = OpenAIRealtimeLLMService(api_key="none", base_url=url.replace("http://", "ws://") + "/v1/realtime")
+        agg = LLMContextAggregatorPair(LLMContext())
+        worker = PipelineWorker(Pipeline([agg.user(), llm, Sink(), agg.assistant()]),
+                                params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=24000),
+                                idle_timeout_secs=None)
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(worker)
+        run = asyncio.create_task(runner.run())
+        await asyncio.sleep(2.0)
+        x = np.concatenate([audio.decode(eval_dir / LS / BELLY), np.zeros(16000 * 4, np.float32)])
+        pcm = audio.to_pcm16(x)
+        for i in range(0, len(pcm), 640):  # 20 ms, in real time
+            await worker.queue_frame(InputAudioRawFrame(audio=pcm[i:i + 640], sample_rate=16000, num_channels=1))
+            await asyncio.sleep(0.02)
+        deadline = time.monotonic() + 30
+        while not got["text"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        await worker.queue_frame(EndFrame())
+        await asyncio.wait_for(run, 30)
+
+    asyncio.run(main())
+    assert "".join(got["text"]).strip() == "The stew was hot."
+    assert any("belly" in u.lower() for u in got["user"]), got["user"]
+    pcm = b"".join(f.audio for f in got["audio"])
+    x = audio.resample(audio.from_pcm16(pcm), got["audio"][0].sample_rate, 16000)
+    assert x.size > 16000 * 0.5 and "stew" in audio_text(x).lower()
+    assert len(seen) == 1 and "belly" in seen[0]["messages"][-1]["content"].lower()
