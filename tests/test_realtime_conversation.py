@@ -422,3 +422,24 @@ def test_pipecat_openai_realtime_llm_service_converses_through_voxa(eval_dir):
     x = audio.resample(audio.from_pcm16(pcm), got["audio"][0].sample_rate, 16000)
     assert x.size > 16000 * 0.5 and "stew" in audio_text(x).lower()
     assert len(seen) == 1 and "belly" in seen[0]["messages"][-1]["content"].lower()
+
+
+@pytest.mark.slow
+def test_audio_sent_faster_than_real_time_is_read_at_real_time_pace():
+    """A client that floods 25 s of audio at once is read no faster than real time plus 10 s, so the
+    pipeline's queues stay bounded (the event after the flood is answered only then)."""
+    from voxa.server.realtime.transport import MAX_AHEAD_S
+
+    url, seen = server_with(lambda body: "Hello there.")
+    from websockets.sync.client import connect
+
+    chunk = base64.b64encode(bytes(48000)).decode()  # 1 s of 24 kHz silence
+    with connect(url.replace("http", "ws") + "/v1/realtime?model=gpt-realtime", max_size=None) as c:
+        assert json.loads(c.recv(timeout=60))["type"] == "session.created"
+        t0 = time.monotonic()
+        for _ in range(25):
+            c.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+        c.send(json.dumps({"type": "input_audio_buffer.clear"}))
+        assert json.loads(c.recv(timeout=60))["type"] == "input_audio_buffer.cleared"
+        took = time.monotonic() - t0
+    assert took >= 25 - MAX_AHEAD_S - 1.0, took
