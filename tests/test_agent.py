@@ -128,6 +128,26 @@ def test_bad_input_on_the_agent_socket(local_agent):
         c.send(np.zeros(320, "<i2").tobytes())  # and the session still takes audio
 
 
+@pytest.mark.slow
+def test_audio_flood_is_read_at_real_time_pace(local_agent):
+    """25 s of audio sent at once is read no faster than real time plus 10 s (the socket is not
+    read meanwhile), so the pipeline's queues stay bounded; a message after it waits as long."""
+    from voxa.agent.wire import MAX_AHEAD_S
+
+    with connect_when_free(ws(local_agent)) as c:
+        assert json.loads(c.recv(timeout=60))["type"] == "session"
+        t0 = time.monotonic()
+        for _ in range(25):
+            c.send(np.zeros(16000, "<i2").tobytes())  # 1 s
+        c.send(json.dumps({"type": "dance"}))
+        while True:
+            msg = c.recv(timeout=60)
+            if isinstance(msg, str) and json.loads(msg)["type"] == "error":
+                break
+        took = time.monotonic() - t0
+    assert took >= 25 - MAX_AHEAD_S - 1.0, took
+
+
 # --------------------------------------------------------------------------- an OpenAI-compatible endpoint
 def _fake_llm(answer: str | None = None):
     """An OpenAI-compatible chat server (conftest.fake_llm): asks for get_current_time, then answers

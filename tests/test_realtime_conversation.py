@@ -428,7 +428,7 @@ def test_pipecat_openai_realtime_llm_service_converses_through_voxa(eval_dir):
 def test_audio_sent_faster_than_real_time_is_read_at_real_time_pace():
     """A client that floods 25 s of audio at once is read no faster than real time plus 10 s, so the
     pipeline's queues stay bounded (the event after the flood is answered only then)."""
-    from voxa.server.realtime.transport import MAX_AHEAD_S
+    from voxa.agent.wire import MAX_AHEAD_S
 
     url, seen = server_with(lambda body: "Hello there.")
     from websockets.sync.client import connect

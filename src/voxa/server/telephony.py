@@ -177,11 +177,14 @@ def _pipecat():
     from pipecat.serializers.twilio import TwilioFrameSerializer
     from pipecat.transports.websocket.fastapi import FastAPIWebsocketOutputTransport, FastAPIWebsocketTransport
 
+    from ..agent.wire import Pace
+
     class Serializer(TwilioFrameSerializer):
         def __init__(self, start: dict, sock: Socket):
             super().__init__(start["streamSid"], call_sid=start.get("callSid"), account_sid=start.get("accountSid"),
                              params=TwilioFrameSerializer.InputParams(auto_hang_up=False))
             self.sock, self.worker, self.output, self.warnings = sock, None, None, 0
+            self.pace = Pace()
 
         async def serialize(self, frame):
             if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):
@@ -201,6 +204,8 @@ def _pipecat():
                     frame = await super().deserialize(data)
                 except (ValueError, TypeError, AttributeError) as e:  # bad base64, wrong shapes
                     return self.warn(f"ignoring a bad {event} message ({type(e).__name__})")
+                if event == "media" and frame is not None:  # Twilio sends in real time; a flood waits
+                    await self.pace(len(frame.audio) / 2 / frame.sample_rate)
                 if event == "dtmf":
                     log.info("the caller pressed %s", getattr(getattr(frame, "button", None), "value", "?"))
                 return frame

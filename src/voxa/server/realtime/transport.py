@@ -5,17 +5,15 @@ transport that reports the response in step with its audio, and :class:`Realtime
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import logging
 
+from ...agent.wire import Pace
 from .conversation import Conversation
 from .wire import BadEvent, error, event, new_id
 
 log = logging.getLogger("voxa.server.realtime")
-
-MAX_AHEAD_S = 10.0  # audio a client may send ahead of real time (see Serializer._pace)
 
 
 def pieces():
@@ -35,7 +33,7 @@ def pieces():
         def __init__(self, conv: Conversation):
             super().__init__()
             self.conv = conv
-            self.t0: float | None = None  # when the first audio came
+            self.pace = Pace()  # at most MAX_AHEAD_S ahead of real time
 
         async def serialize(self, frame):
             conv = self.conv
@@ -46,17 +44,6 @@ def pieces():
             if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):
                 return None  # voxa's own agent events (latency, transcripts) are not Realtime events
             return None
-
-        async def _pace(self) -> None:
-            """A client may send audio ahead of real time, but not by more than ``MAX_AHEAD_S``:
-            past that this socket is not read until real time catches up, so a flood waits in the
-            client's socket instead of growing the pipeline's queues."""
-            loop = asyncio.get_running_loop()
-            if self.t0 is None:
-                self.t0 = loop.time()
-            ahead = self.conv.audio.ms / 1000.0 - (loop.time() - self.t0)
-            if ahead > MAX_AHEAD_S:
-                await asyncio.sleep(ahead - MAX_AHEAD_S)
 
         async def deserialize(self, data):
             conv = self.conv
@@ -79,7 +66,7 @@ def pieces():
                         raise BadEvent("input_audio_buffer.append needs audio (base64)", param="audio")
                     x = conv.audio(ev["audio"])
                     conv.fresh_ms += x.size / 16
-                    await self._pace()
+                    await self.pace(x.size / 16000)
                     return InputAudioRawFrame(audio=to_pcm16(x), sample_rate=16000, num_channels=1) if x.size else None
                 await conv.handle(ev)
             except BadEvent as e:
