@@ -27,6 +27,8 @@ from .conftest import fake_llm, start_server, wer  # noqa: E402
 LS = "librispeech-test-clean-KennethWang1221"
 STEW = "1089-134686-0000.flac"  # he hoped there would be stew for dinner ...
 BELLY = "1089-134686-0001.flac"  # stuff it into you his belly counselled him
+LONG = " ".join(f"The stew was {w}." for w in  # an answer long enough to be cut off (about 10 s)
+                ("hot", "thick", "brown", "salty", "rich", "spicy", "fresh", "mild", "sweet", "dark", "good"))
 
 
 class Mic:
@@ -195,8 +197,7 @@ def test_barge_in_cancels_the_response_and_truncate_is_honoured(eval_dir):
     what was played, a new user item starts; the client's truncate then cuts the item further."""
     from openai import AsyncOpenAI
 
-    long = " ".join(f"The stew was {w}." for w in
-                    ("hot", "thick", "brown", "salty", "rich", "spicy", "fresh", "mild", "sweet", "dark", "good"))
+    long = LONG
     url, seen = server_with(lambda body: long)
 
     async def main():
@@ -338,7 +339,7 @@ def test_response_cancel_stops_the_answer():
     of that response after it. A text item starts the answer (``response.create``)."""
     from openai import AsyncOpenAI
 
-    long = " ".join(f"The soup was {w}." for w in ("hot", "thick", "brown", "salty", "rich", "spicy", "fresh", "mild"))
+    long = LONG
     url, seen = server_with(lambda body: long)
 
     async def main():
