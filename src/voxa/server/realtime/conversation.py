@@ -45,6 +45,7 @@ from .wire import AudioIn, BadEvent, Settings, audio_out, event, new_id, update
 log = logging.getLogger("voxa.server.realtime")
 
 TOOL_TIMEOUT_S = 120.0  # a client that never answers a function call
+MAX_ITEMS = 1000  # items a client may create in one conversation (each up to 20,000 characters)
 
 
 def _frames():
@@ -72,7 +73,6 @@ class Conversation:
         self.response: dict | None = None
         self.reply: dict | None = None  # the assistant message item of the response
         self.llm_done = self.tts_active = False
-        self.sentences: list[tuple[float, str]] = []  # (audio ms when it began, text) in the reply
         self.out_ms = 0.0  # reply audio sent so far
         self.fresh_ms = 0  # input audio since the last user item
         self.runs = 0  # answers asked for (response.create, a function's output) not yet started
@@ -113,7 +113,7 @@ class Conversation:
             await self.create_item(ev.get("item"), ev.get("previous_item_id"))
         elif kind == "conversation.item.retrieve":
             item = self._item(ev.get("item_id"))
-            await self.send(event("conversation.item.retrieved", item=copy.deepcopy(item)))
+            await self.send(event("conversation.item.retrieved", item=_public(item)))
         elif kind == "conversation.item.delete":
             item = self._item(ev.get("item_id"))
             self._forget(item)
@@ -210,6 +210,9 @@ class Conversation:
     async def create_item(self, item, previous) -> None:
         if not isinstance(item, dict):
             raise BadEvent("item must be an object", param="item")
+        if len(self.items) >= MAX_ITEMS:
+            raise BadEvent(f"the conversation holds {MAX_ITEMS} items, the most it may; delete some first",
+                           param="item")
         kind = item.get("type", "message")
         item_id = str(item.get("id") or new_id("item"))[:64]
         if kind == "function_call_output":
@@ -278,7 +281,7 @@ class Conversation:
         if end > (item.get("_audio_ms") or 0) + 1:
             raise BadEvent(f"audio_end_ms {end} is after the item's audio ({int(item.get('_audio_ms') or 0)} ms)",
                            param="audio_end_ms")
-        kept = " ".join(t for start, t in spoken if start < end).strip()
+        kept = " ".join(t for done, t in spoken if done <= end).strip()  # sentences heard to their end
         before = _transcript(item)
         for part in item.get("content") or []:
             if "transcript" in part:
@@ -352,7 +355,7 @@ class Conversation:
                              "audio": {"output": {"format": _format(self.s.output_format), "voice": self.s.voice}}}
             self._pending = [event("response.created", response=copy.deepcopy(self.response))]
             self.llm_done = self.tts_active = False
-            self.reply, self.sentences, self.out_ms = None, [], 0.0
+            self.reply, self.out_ms = None, 0.0
         return self.response
 
     def _take_pending(self) -> list[dict]:
@@ -391,6 +394,7 @@ class Conversation:
         if isinstance(frame, F.TTSTextFrame) and frame.text.strip():
             events = self.open_reply()
             text = frame.text.strip()
+            # Pipecat passes a sentence's text after its audio: out_ms is where that audio ended
             self.reply["_sentences"].append((self.out_ms, text))
             events.append(event(_name("response.output_audio_transcript.delta", self.s.beta),
                                 response_id=self.response["id"], item_id=self.reply["id"], output_index=self._index(),
