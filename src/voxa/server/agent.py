@@ -41,6 +41,19 @@ async def loaded(app, agent) -> None:
             await run_in_threadpool(agent.preload)
 
 
+async def accept_loaded(ws, agent, subprotocol: str | None, error_text) -> bool:
+    """Accept a session's WebSocket, then load the agent's models; if they cannot load, send
+    ``error_text(message)`` (the socket's protocol's error) and close with 1011."""
+    await ws.accept(subprotocol=subprotocol)
+    try:
+        await loaded(ws.app, agent)
+        return True
+    except VoxaError as e:
+        await ws.send_text(error_text(f"the agent cannot start: {e}"))
+        await ws.close(1011, "the agent cannot start")
+        return False
+
+
 async def _open(app):
     """The agent, with a session slot taken (raises Refused: 503 if its settings are wrong,
     429 if busy)."""
@@ -250,12 +263,7 @@ async def agent_ws(ws: WebSocket):
 
         from ..agent.wire import AgentSerializer
 
-        await ws.accept(subprotocol=subprotocol)
-        try:
-            await loaded(app, agent)
-        except VoxaError as e:
-            await ws.send_text(json.dumps({"type": "error", "message": f"the agent cannot start: {e}"}))
-            await ws.close(1011, "the agent cannot start")
+        if not await accept_loaded(ws, agent, subprotocol, lambda m: json.dumps({"type": "error", "message": m})):
             return
         loop = asyncio.get_running_loop()
 

@@ -66,7 +66,7 @@ class Conversation:
         self.items: dict[str, dict] = {}  # the conversation, in order
         self.previous: str | None = None  # the last item added
         self.client = None  # the transport's WebSocket client (send)
-        self.llm = self.tts = self.context = self.worker = self.user = self.gate = None
+        self.llm = self.tts = self.context = self.worker = self.gate = None
         self.base_tools: list = []  # the agent's own tools
         self.calls: dict[str, asyncio.Future] = {}  # call_id -> the client's output
         self.answered: set[str] = set()  # call ids whose output came: the LLM goes on by itself
@@ -84,10 +84,15 @@ class Conversation:
             if self.client is not None:
                 await self.client.send(json.dumps(ev))
 
-    def add_item(self, item: dict) -> list[dict]:
-        """An item joins the conversation: the events that say so."""
+    def remember(self, item: dict) -> str | None:
+        """An item joins the conversation; returns the id of the one before it."""
         self.items[item["id"]] = item
         prev, self.previous = self.previous, item["id"]
+        return prev
+
+    def add_item(self, item: dict) -> list[dict]:
+        """An item joins the conversation: the events that say so."""
+        prev = self.remember(item)
         kind = "conversation.item.created" if self.s.beta else "conversation.item.added"
         return [event(kind, item=copy.deepcopy(item), previous_item_id=prev)]
 

@@ -8,8 +8,7 @@ import logging
 
 from fastapi import WebSocket
 
-from ...errors import VoxaError
-from ..agent import _open, _run, _worker, _ws_actor, loaded
+from ..agent import _open, _run, _worker, _ws_actor, accept_loaded
 from ..errors import respond
 from ..listen import Refused
 from .conversation import Conversation
@@ -28,13 +27,8 @@ async def converse(ws: WebSocket, subprotocol: str | None) -> None:
         return
     started = False
     try:
-        await ws.accept(subprotocol=subprotocol)
-        try:
-            await loaded(app, agent)
-        except VoxaError as e:
-            await ws.send_text(json.dumps(error(f"the agent cannot start: {e}", code="server_error",
-                                                kind="server_error")))
-            await ws.close(1011, "the agent cannot start")
+        if not await accept_loaded(ws, agent, subprotocol,
+                                   lambda m: json.dumps(error(m, code="server_error", kind="server_error"))):
             return
         from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 

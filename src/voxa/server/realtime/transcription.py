@@ -22,13 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .wire import AudioIn, BadEvent, Settings, event, new_id
+from .wire import AudioIn, BadEvent, Settings, agreed, event, new_id, user_item_done, word_key
 
 log = logging.getLogger("voxa.server.realtime")
-
-
-def _key(word: str) -> str:
-    return "".join(c for c in word.lower() if c.isalnum())
 
 
 class TranscriptionSession:
@@ -151,9 +147,8 @@ class TranscriptionSession:
         (LocalAgreement-2). Sending words before a second interim confirms them (a word well
         inside the audio with probability >= 0.6) brought the first delta no sooner and broke
         the deltas of 13 items in 24 (benchmarks/realtime.py): interims come every ~0.28 s."""
-        words, keys = r.words, [_key(w.word) for w in r.words]
-        n = next((i for i, (a, b) in enumerate(zip(self.last, keys)) if a != b), min(len(self.last), len(keys)))
-        self.last = keys
+        words, keys = r.words, [word_key(w.word) for w in r.words]
+        n, self.last = agreed(self.last, keys), keys
         return "".join(w.word for w in words[:n]).strip()
 
     def _open_quietly(self, r) -> None:
@@ -174,20 +169,8 @@ class TranscriptionSession:
         transcript = " ".join(self.text).strip()
         if self.s.turn.kind is not None:
             await self.send(event("input_audio_buffer.speech_stopped", audio_end_ms=end_ms, item_id=item))
-        await self.send(event("input_audio_buffer.committed", item_id=item, previous_item_id=self.previous))
-        user_item = {"id": item, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
-                     "content": [{"type": "input_audio", "transcript": None}]}
-        if self.s.beta:
-            await self.send(event("conversation.item.created", item=user_item, previous_item_id=self.previous))
-        else:
-            await self.send(event("conversation.item.added", item=user_item, previous_item_id=self.previous))
-        if transcript.startswith(self.sent) and len(transcript) > len(self.sent) and self.s.turn.kind is not None:
-            await self.send(event("conversation.item.input_audio_transcription.delta", item_id=item,
-                                  content_index=0, delta=transcript[len(self.sent):]))
-        seconds = max(0.0, (end_ms - self.start_ms) / 1000)
-        await self.send(event("conversation.item.input_audio_transcription.completed", item_id=item, content_index=0,
-                              transcript=transcript, usage={"type": "duration", "seconds": round(seconds, 3)}))
-        if not self.s.beta:
-            user_item["content"][0]["transcript"] = transcript
-            await self.send(event("conversation.item.done", item=user_item, previous_item_id=self.previous))
+        _, events = user_item_done(item, self.previous, transcript, self.sent, (end_ms - self.start_ms) / 1000,
+                                   beta=self.s.beta, deltas=self.s.turn.kind is not None)
+        for ev in events:
+            await self.send(ev)
         self.previous, self.item, self.sent, self.text, self.fresh = item, None, "", [], 0

@@ -5,13 +5,12 @@ transport that reports the response in step with its audio, and :class:`Realtime
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 
 from ...agent.wire import Pace
 from .conversation import Conversation
-from .wire import BadEvent, error, event, new_id
+from .wire import BadEvent, agreed, error, event, new_id, user_item_done, word_key
 
 log = logging.getLogger("voxa.server.realtime")
 
@@ -20,7 +19,7 @@ def pieces():
     """The protocol's Pipecat classes (made on first use: Pipecat is the optional ``agent`` extra)."""
     from pipecat.frames.frames import (
         BotStoppedSpeakingFrame, InputAudioRawFrame, InterimTranscriptionFrame, InterruptionFrame, OutputAudioRawFrame,
-        OutputTransportMessageFrame, OutputTransportMessageUrgentFrame, TranscriptionFrame,
+        TranscriptionFrame,
         UserStoppedSpeakingFrame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame,
     )
     from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -41,9 +40,7 @@ def pieces():
                 events = conv.audio_delta(frame.audio, frame.sample_rate)
                 await conv.send(*events[:-1])
                 return json.dumps(events[-1]) if events else None
-            if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):
-                return None  # voxa's own agent events (latency, transcripts) are not Realtime events
-            return None
+            return None  # voxa's own agent events (latency, transcripts) are not Realtime events
 
         async def deserialize(self, data):
             conv = self.conv
@@ -114,8 +111,7 @@ def pieces():
 
         async def _open(self, ms: int) -> None:
             if self.item is None:
-                self.item = {"id": new_id("item"), "object": "realtime.item", "type": "message", "role": "user",
-                             "status": "completed", "content": [{"type": "input_audio", "transcript": None}]}
+                self.item = {"id": new_id("item")}  # the user item being spoken (made whole at its commit)
                 self.finals, self.last, self.sent, self.start_ms = [], [], "", max(ms, 0)
                 await self.conv.send(event("input_audio_buffer.speech_started", audio_start_ms=self.start_ms,
                                            item_id=self.item["id"]))
@@ -124,9 +120,8 @@ def pieces():
             """The words of an interim that the one before agrees on (LocalAgreement-2, as in
             transcription sessions): an interim's last words still change."""
             words = text.split()
-            keys = ["".join(c for c in w.lower() if c.isalnum()) for w in words]
-            n = next((i for i, (a, b) in enumerate(zip(self.last, keys)) if a != b), min(len(self.last), len(keys)))
-            self.last = keys
+            keys = [word_key(w) for w in words]
+            n, self.last = agreed(self.last, keys), keys
             return " ".join(words[:n])
 
         async def _delta(self, text: str) -> None:
@@ -137,20 +132,11 @@ def pieces():
                                            item_id=self.item["id"], content_index=0, delta=delta))
 
         async def _commit(self) -> None:
-            conv, item = self.conv, self.item
+            conv, item_id = self.conv, self.item["id"]
             self.item = None
-            transcript = " ".join(self.finals).strip()
-            events = [event("input_audio_buffer.committed", item_id=item["id"], previous_item_id=conv.previous)]
-            events += conv.add_item(item)
-            if transcript.startswith(self.sent) and len(transcript) > len(self.sent):
-                events.append(event("conversation.item.input_audio_transcription.delta", item_id=item["id"],
-                                    content_index=0, delta=transcript[len(self.sent):]))
-            item["content"][0]["transcript"] = transcript
-            events.append(event("conversation.item.input_audio_transcription.completed", item_id=item["id"],
-                                content_index=0, transcript=transcript,
-                                usage={"type": "duration", "seconds": round(max(conv.audio.ms - self.start_ms, 0) / 1000, 3)}))
-            if not conv.s.beta:
-                events.append(event("conversation.item.done", item=copy.deepcopy(item), previous_item_id=None))
+            item, events = user_item_done(item_id, conv.previous, " ".join(self.finals).strip(), self.sent,
+                                          (conv.audio.ms - self.start_ms) / 1000, beta=conv.s.beta)
+            conv.remember(item)
             conv.fresh_ms = 0
             await conv.send(*events)
 
@@ -164,11 +150,6 @@ def pieces():
         async def write_transport_frame(self, frame):
             await self.conv.send(*self.conv.on_frame(frame))
             await super().write_transport_frame(frame)
-
-        async def process_frame(self, frame, direction):
-            if isinstance(frame, InterruptionFrame):
-                await self.conv.send(*self.conv.finish("cancelled"))
-            await super().process_frame(frame, direction)
 
         async def push_frame(self, frame, direction=FrameDirection.DOWNSTREAM):
             if isinstance(frame, BotStoppedSpeakingFrame) and direction == FrameDirection.DOWNSTREAM:
@@ -197,8 +178,7 @@ class Realtime:
 
     def user_events(self):
         _, UserEvents, _ = pieces()
-        self.conv.user = UserEvents(self.conv)
-        return self.conv.user
+        return UserEvents(self.conv)
 
     def bot_events(self):
         from pipecat.processors.filters.identity_filter import IdentityFilter

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import itertools
 import uuid
 from dataclasses import dataclass, field
@@ -237,3 +238,35 @@ def update(s: Settings, session: dict, *, beta: bool) -> None:
         s.voice = str(session["voice"])
     if session.get("include") is not None:
         s.include = [str(i) for i in session["include"]][:8]
+
+
+# --------------------------------------------------------------------------- user items
+def word_key(word: str) -> str:
+    return "".join(c for c in word.lower() if c.isalnum())
+
+
+def agreed(last: list[str], keys: list[str]) -> int:
+    """How many leading words of an interim (``keys``, see :func:`word_key`) the interim before
+    (``last``) agrees on: whisper_streaming's LocalAgreement-2. Those can go out as deltas."""
+    return next((i for i, (a, b) in enumerate(zip(last, keys)) if a != b), min(len(last), len(keys)))
+
+
+def user_item_done(item_id: str, previous: str | None, transcript: str, sent: str, seconds: float, *,
+                   beta: bool, deltas: bool = True) -> tuple[dict, list[dict]]:
+    """A user's spoken item once its turn is over: the item, and the events that say so
+    (committed, the item added, the rest of the transcript as a last delta after ``sent``, the
+    completed transcript, and on the GA protocol the item done)."""
+    item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}]}
+    events = [event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous),
+              event("conversation.item.created" if beta else "conversation.item.added", item=copy.deepcopy(item),
+                    previous_item_id=previous)]
+    if deltas and transcript.startswith(sent) and len(transcript) > len(sent):
+        events.append(event("conversation.item.input_audio_transcription.delta", item_id=item_id,
+                            content_index=0, delta=transcript[len(sent):]))
+    events.append(event("conversation.item.input_audio_transcription.completed", item_id=item_id, content_index=0,
+                        transcript=transcript, usage={"type": "duration", "seconds": round(max(seconds, 0.0), 3)}))
+    item["content"][0]["transcript"] = transcript
+    if not beta:
+        events.append(event("conversation.item.done", item=copy.deepcopy(item), previous_item_id=previous))
+    return item, events
