@@ -232,3 +232,40 @@ def test_pipecat_openai_realtime_stt_service_transcribes_through_voxa(url, eval_
     asyncio.run(main())
     offline = [tiny.transcribe(p).text for p in parts]
     assert len(got) == 2 and wer(offline, got) < 0.25, got
+
+
+def test_a_failed_decode_sends_transcription_failed_and_the_session_goes_on(url, eval_dir, monkeypatch):
+    """When the model fails on a stream's audio the client gets
+    ``conversation.item.input_audio_transcription.failed`` (OpenAI's shape, for that item), not a
+    dead session: the next utterance is transcribed."""
+    from openai import AsyncOpenAI
+
+    from voxa.asr import Whisper
+
+    _, parts = two_utterances(eval_dir)
+
+    def boom(self, clips, languages, **kw):
+        raise RuntimeError("the model is gone")
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        async with client.realtime.connect(model="gpt-realtime", extra_query={"intent": "transcription"}) as conn:
+            await conn.recv()
+            await conn.session.update(session={"type": "transcription", "audio": {"input": {
+                "transcription": {"language": "en"}, "turn_detection": {"type": "server_vad"}}}})
+            monkeypatch.setattr(Whisper, "decode_clips", boom)
+            silence = np.zeros(16000, np.float32)
+            await send_pcm(conn, np.concatenate([parts[0], silence]), pace=2.0)
+            got = await collect(conn, "conversation.item.input_audio_transcription.failed", 1, timeout=60)
+            monkeypatch.undo()
+            await send_pcm(conn, np.concatenate([silence, parts[1], silence, silence]), pace=2.0)
+            got += await collect(conn, "conversation.item.input_audio_transcription.completed", 1)
+            return got
+
+    got = asyncio.run(main())
+    failed = next(e for e in got if e.type == "conversation.item.input_audio_transcription.failed")
+    started = next(e for e in got if e.type == "input_audio_buffer.speech_started")
+    assert failed.item_id == started.item_id and "the model is gone" in failed.error.message
+    assert failed.error.type == "transcription_error"
+    done = next(e for e in got if e.type == "conversation.item.input_audio_transcription.completed")
+    assert done.transcript and done.item_id != failed.item_id

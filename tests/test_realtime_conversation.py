@@ -43,15 +43,21 @@ class Mic:
 
     async def run(self) -> None:
         step, t0, k = 960, time.monotonic(), 0  # 480 samples = 20 ms
-        current = b""
+        self.current = b""
         while True:
-            if not current and self.queue:
-                current = self.queue.pop(0)
+            if not self.current and self.queue:
+                self.current = self.queue.pop(0)
                 self.said_at.append(time.monotonic())
-            chunk, current = (current[:step], current[step:]) if current else (bytes(step), b"")
+            chunk, self.current = (self.current[:step], self.current[step:]) if self.current else (bytes(step), b"")
             await self.conn.input_audio_buffer.append(audio=base64.b64encode(chunk.ljust(step, b"\0")).decode())
             k += 1
             await asyncio.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
+
+    async def drained(self, then_s: float = 0.5) -> None:
+        """Until all it was told to say has been sent, and ``then_s`` of silence after it."""
+        while self.queue or getattr(self, "current", b""):
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(then_s)
 
     def __enter__(self):
         self.task = asyncio.get_running_loop().create_task(self.run())
@@ -247,8 +253,11 @@ def test_bad_input_gets_error_events_and_the_session_goes_on(eval_dir):
                                                                   "call_id": "nope", "output": "x"}}), "invalid_value"),
         (json.dumps({"type": "conversation.item.truncate", "item_id": "item_x", "content_index": 0,
                      "audio_end_ms": 10}), "item_not_found"),
-        (json.dumps({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}}),
+        (json.dumps({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["video"]}}),
          "invalid_value"),
+        (json.dumps({"type": "response.create", "response": {"output_modalities": "text"}}), "invalid_value"),
+        (json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
+            {"type": "input_audio", "audio": "AAAA"}]}}), "invalid_value"),  # 2 samples: too short to say anything
     ]
     from websockets.sync.client import connect
 
@@ -444,3 +453,217 @@ def test_audio_sent_faster_than_real_time_is_read_at_real_time_pace():
         assert json.loads(c.recv(timeout=60))["type"] == "input_audio_buffer.cleared"
         took = time.monotonic() - t0
     assert took >= 25 - MAX_AHEAD_S - 1.0, took
+
+
+# --------------------------------------------------------------------------- text, push to talk, audio items
+def texts_of(got, rid: str) -> list[str]:
+    return [e.delta for e in got if e.type == "response.output_text.delta" and e.response_id == rid]
+
+
+@pytest.mark.slow
+def test_text_responses_for_the_session_and_for_one_response():
+    """``output_modalities: ["text"]``: the answer comes as ``response.output_text.delta|done``,
+    no audio; a ``response.create`` asking for audio gets speech for that answer only."""
+    from openai import AsyncOpenAI
+
+    url, seen = server_with(lambda body: "Hello there. How are you?")
+
+    async def ask(conn, got, text, **response):
+        await conn.conversation.item.create(item={"type": "message", "role": "user",
+                                                  "content": [{"type": "input_text", "text": text}]})
+        await conn.response.create(**({"response": response} if response else {}))
+        return await until(conn, got, completed)
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        got: list = []
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()
+            await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+            updated = await until(conn, got, lambda e: e.type == "session.updated")
+            assert updated.session.output_modalities == ["text"]
+            done = [await ask(conn, got, "Hi."), await ask(conn, got, "Say it.", output_modalities=["audio"]),
+                    await ask(conn, got, "Again.")]
+        return got, done
+
+    got, (first, spoken, third) = asyncio.run(main())
+    for d in (first, third):
+        rid = d.response.id
+        assert d.response.output_modalities == ["text"]
+        assert "".join(texts_of(got, rid)) == "Hello there. How are you?"
+        assert d.response.output[0].content[0].type == "output_text"
+        assert d.response.output[0].content[0].text == "Hello there. How are you?"
+        assert next(e.text for e in got if e.type == "response.output_text.done" and e.response_id == rid) \
+            == "Hello there. How are you?"
+        assert not any(getattr(e, "response_id", None) == rid and "audio" in e.type for e in got)
+    assert spoken.response.output_modalities == ["audio"] and not texts_of(got, spoken.response.id)
+    x = response_audio(got, spoken.response.id)
+    assert x.size > 16000 and wer(["hello there how are you"], [audio_text(x)]) < 0.35
+    assert [m["content"] for m in seen[-1]["messages"] if m["role"] == "assistant"][:2] == \
+        ["Hello there. How are you?"] * 2  # the text answers are in the LLM's memory
+
+
+@pytest.mark.slow
+def test_push_to_talk_commit_clear_and_response_create(eval_dir):
+    """``turn_detection: null``: speech makes no turn and no speech events; ``clear`` drops what
+    was said; ``commit`` makes one user item of what was said since (real recordings, real
+    recogniser), and only ``response.create`` starts the answer."""
+    from openai import AsyncOpenAI
+
+    url, seen = server_with(lambda body: "Got it.")
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        got: list = []
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()
+            await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+            updated = await until(conn, got, lambda e: e.type == "session.updated")
+            assert updated.session.audio.input.turn_detection is None
+            with Mic(conn) as mic:
+                mic.say(audio.decode(eval_dir / LS / STEW)[: 16000 * 3])  # "he hoped there would be stew ..."
+                await mic.drained()
+                await conn.input_audio_buffer.clear()
+                await until(conn, got, lambda e: e.type == "input_audio_buffer.cleared")
+                mic.say(audio.decode(eval_dir / LS / BELLY))
+                await mic.drained()
+                n = len(seen)
+                await conn.input_audio_buffer.commit()
+                heard = await until(conn, got, lambda e: e.type == "conversation.item.input_audio_transcription"
+                                                         ".completed", timeout=30)
+                with pytest.raises(asyncio.TimeoutError):  # no answer until asked
+                    await until(conn, got, lambda e: e.type.startswith("response."), timeout=2.0)
+                asked_before = len(seen) - n
+                await conn.response.create()
+                await until(conn, got, completed)
+        return got, heard, asked_before
+
+    got, heard, asked_before = asyncio.run(main())
+    assert asked_before == 0
+    assert wer(["stuff it into you his belly counselled him"], [heard.transcript]) < 0.2, heard.transcript
+    assert "stew" not in heard.transcript.lower()  # cleared
+    types = [e.type for e in got]
+    assert "input_audio_buffer.speech_started" not in types and "input_audio_buffer.speech_stopped" not in types
+    assert types.index("input_audio_buffer.committed") < types.index("conversation.item.added") < \
+        types.index("conversation.item.input_audio_transcription.completed")
+    assert [m["content"] for m in seen[-1]["messages"] if m["role"] == "user"] == [heard.transcript]
+
+
+@pytest.mark.slow
+def test_interrupt_response_false_lets_the_answer_play_on(eval_dir):
+    """``interrupt_response: false``: the user talks over the answer and it plays to its end
+    (``completed``); the user's speech still becomes a turn."""
+    from openai import AsyncOpenAI
+
+    url, seen = server_with(lambda body: "The stew was hot. The stew was thick. The stew was brown.")
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        got: list = []
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()
+            await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": {
+                "type": "server_vad", "interrupt_response": False}}}})
+            with Mic(conn) as mic:
+                mic.say(audio.decode(eval_dir / LS / BELLY))
+                await until(conn, got, lambda e: e.type == "response.output_audio.delta")
+                await asyncio.sleep(1.0)
+                mic.say(audio.decode(eval_dir / LS / BELLY))
+                first = await until(conn, got, lambda e: e.type == "response.done")
+                second = await until(conn, got, completed)
+        return got, first, second
+
+    got, first, second = asyncio.run(main())
+    assert first.response.status == "completed"
+    assert first.response.output[0].content[0].transcript == \
+        "The stew was hot. The stew was thick. The stew was brown."
+    types = [e.type for e in got]
+    starts = [i for i, t in enumerate(types) if t == "input_audio_buffer.speech_started"]
+    assert len(starts) == 2 and starts[1] < types.index("response.done")  # heard while the answer played
+    assert types.count("conversation.item.input_audio_transcription.completed") == 2
+    created = next(i for i, e in enumerate(got) if e.type == "response.created" and e.response.id == second.response.id)
+    assert created > types.index("response.done")  # one answer at a time
+    assert "belly" in seen[-1]["messages"][-1]["content"].lower()
+    assert [m["role"] for m in seen[-1]["messages"] if m["role"] != "system"] == ["user", "assistant", "user"]
+
+
+@pytest.mark.slow
+def test_an_input_audio_item_is_transcribed_and_answered(eval_dir, monkeypatch):
+    """A user item holding ``input_audio`` (a real recording, base64 PCM at 24 kHz): the live
+    model transcribes it, the LLM answers it; when transcription fails the client gets
+    ``...input_audio_transcription.failed`` for that item and the session goes on."""
+    from openai import AsyncOpenAI
+
+    from voxa.agent.stt import VoxaSTTService
+
+    url, seen = server_with(lambda body: "Noted.")
+    pcm = audio.to_pcm16(audio.resample(audio.decode(eval_dir / LS / BELLY), 16000, 24000))
+    b64 = base64.b64encode(pcm).decode()
+
+    def boom(self, samples, language=None):
+        raise RuntimeError("the model is gone")
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+        got: list = []
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()
+            item = {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": b64}]}
+            await conn.conversation.item.create(item=item)
+            heard = await until(conn, got, lambda e: e.type == "conversation.item.input_audio_transcription"
+                                                     ".completed", timeout=60)
+            await conn.response.create()
+            await until(conn, got, completed)
+            monkeypatch.setattr(VoxaSTTService, "transcribe", boom)
+            await conn.conversation.item.create(item=item)
+            failed = await until(conn, got, lambda e: e.type == "conversation.item.input_audio_transcription.failed")
+            monkeypatch.undo()
+            await conn.conversation.item.create(item={"type": "message", "role": "user",
+                                                      "content": [{"type": "input_text", "text": "Still there?"}]})
+            await conn.response.create()
+            await until(conn, got, completed)
+        return got, heard, failed
+
+    got, heard, failed = asyncio.run(main())
+    # tiny.en (the live model) hears "Stuffered into you, his belly counseled him." offline
+    assert "belly" in heard.transcript and wer(["stuff it into you his belly counselled him"],
+                                               [heard.transcript]) < 0.4, heard.transcript
+    assert seen[0]["messages"][-1] == {"role": "user", "content": heard.transcript}
+    added = [e.item for e in got if e.type == "conversation.item.added" and e.item.role == "user"]
+    assert failed.item_id == added[1].id and "the model is gone" in failed.error.message
+    assert seen[-1]["messages"][-1] == {"role": "user", "content": "Still there?"}
+
+
+@pytest.mark.slow
+def test_the_beta_client_speaks_the_beta_names():
+    """The SDK's beta realtime client (``OpenAI-Beta: realtime=v1``): ``conversation.item.created``,
+    ``response.audio.delta`` / ``response.audio_transcript.done``, and ``response.text.delta``
+    for a text answer (beta ``modalities``)."""
+    from openai import AsyncOpenAI
+
+    url, seen = server_with(lambda body: "Hello there.")
+
+    async def main():
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="none",  # the beta client would take wss:// itself
+                             websocket_base_url=url.replace("http://", "ws://") + "/v1")
+        got: list = []
+        async with client.beta.realtime.connect(model="gpt-4o-realtime-preview") as conn:
+            await conn.recv()
+            await conn.session.update(session={"modalities": ["audio", "text"], "voice": "alloy"})
+            await conn.conversation.item.create(item={"type": "message", "role": "user",
+                                                      "content": [{"type": "input_text", "text": "Hi."}]})
+            await conn.response.create()
+            spoken = await until(conn, got, completed)
+            await conn.response.create(response={"modalities": ["text"]})
+            written = await until(conn, got, completed)
+        return got, spoken, written
+
+    got, spoken, written = asyncio.run(main())
+    types = [e.type for e in got]
+    assert "conversation.item.created" in types and "conversation.item.added" not in types
+    assert any(e.type == "response.audio.delta" and e.response_id == spoken.response.id for e in got)
+    said = next(e.transcript for e in got if e.type == "response.audio_transcript.done")
+    assert said == "Hello there."
+    assert "".join(e.delta for e in got if e.type == "response.text.delta") == "Hello there."
+    assert written.response.output[0].content[0].text == "Hello there."
+    assert "response.output_audio.delta" not in types

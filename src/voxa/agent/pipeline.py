@@ -54,7 +54,10 @@ class SustainedSpeechStart(BaseUserTurnStartStrategy):
 
     ``vad`` (``voxa.turn.vad_analyzer()``) tells speech from the silence Silero waits out before
     it reports a stop; without it, a 0.3 s "mm-hm" plus that 0.2 s of silence would count as
-    0.5 s of speech (tests/test_agent.py found exactly that)."""
+    0.5 s of speech (tests/test_agent.py found exactly that).
+
+    ``manual`` (the OpenAI Realtime API's ``turn_detection: null``): no turn starts on speech
+    at all; the client says where its turns end, and interrupts with its own events."""
 
     def __init__(self, *, interrupt_speech_s: float = 0.5, allow_interruptions: bool = True, vad=None,
                  awake=None, **kw):
@@ -65,11 +68,22 @@ class SustainedSpeechStart(BaseUserTurnStartStrategy):
         self.awake = awake or (lambda: True)  # with a wake word: no turn (nor barge-in) before it is heard
         self._bot_speaking = False
         self._since: float | None = None  # when the current speech began (VAD start minus its start time)
+        self.manual = False
+        self.overlap = False  # turns start on speech even while the bot speaks, without cutting it off
+
+    def interruptions(self, allow: bool) -> None:
+        """A running session's setting changed (the Realtime API's ``interrupt_response``): True,
+        the rule above; False, the user's turn starts as soon as they speak, the bot's answer
+        plays on, and the next answer waits for it (the protocol's gate holds it)."""
+        self.allow = self._enable_interruptions = allow
+        self.overlap = not allow
 
     async def handle_user_turn_started(self):
         self._since = None
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        if self.manual:
+            return ProcessFrameResult.CONTINUE
         if isinstance(frame, BotStartedSpeakingFrame):
             self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
@@ -78,7 +92,7 @@ class SustainedSpeechStart(BaseUserTurnStartStrategy):
                 return await self._start()
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._since = time.monotonic() - (frame.start_secs or 0.0)
-            if not self._bot_speaking and self.awake():
+            if (not self._bot_speaking or self.overlap) and self.awake():
                 return await self._start()
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._since = None
@@ -175,8 +189,10 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
     :mod:`voxa.server.realtime.conversation`): its ``user_events()`` and ``bot_events()``
     processors take the places of :class:`Events`, its ``gate()`` processor goes between the
     user's turn and the LLM, its ``system_prompt`` and ``voice`` (when set) take the places of
-    the agent's settings, and ``attach(llm=, tts=, context=, worker=, vad=, turn_analyzer=,
-    policy=)`` is called once the pipeline is made. No greeting is spoken."""
+    the agent's settings, and ``attach(stt=, llm=, tts=, context=, worker=, vad=, turn_analyzer=,
+    policy=, start=, assistant=)`` is called once the pipeline is made (``start``: the
+    :class:`SustainedSpeechStart`; ``assistant``: the assistant context aggregator). No greeting
+    is spoken."""
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.worker import PipelineParams, PipelineWorker
     from pipecat.processors.aggregators.llm_context import LLMContext
@@ -200,11 +216,9 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
     context = LLMContext(tools=agent.tools_schema()) if agent.tools else LLMContext()
     vad = turn.vad_analyzer(cfg.turn)
     ends = turn.analyzer(cfg.turn)
-    strategies = UserTurnStrategies(
-        start=[SustainedSpeechStart(interrupt_speech_s=cfg.interrupt_speech_s,
-                                    allow_interruptions=cfg.allow_interruptions, vad=vad,
-                                    awake=lambda: stt.awake)],
-        stop=[turn.stop_strategy(cfg.turn, ends)])
+    start = SustainedSpeechStart(interrupt_speech_s=cfg.interrupt_speech_s,
+                                 allow_interruptions=cfg.allow_interruptions, vad=vad, awake=lambda: stt.awake)
+    strategies = UserTurnStrategies(start=[start], stop=[turn.stop_strategy(cfg.turn, ends)])
     user, assistant = LLMContextAggregatorPair(
         context, user_params=LLMUserAggregatorParams(user_turn_strategies=strategies, vad_analyzer=vad))
     user_events, bot_events = (protocol.user_events(), protocol.bot_events()) if protocol else (Events("user"), Events("bot"))
@@ -227,8 +241,8 @@ def build(agent, transport, *, actor: str | None = None, on_latency=None, greeti
                             observers=[TurnTimer(report)], enable_rtvi=False, idle_timeout_secs=None)
     if protocol is not None:
         greeting = False
-        protocol.attach(llm=llm, tts=tts, context=context, worker=worker, vad=vad, turn_analyzer=ends,
-                        policy=cfg.turn)
+        protocol.attach(stt=stt, llm=llm, tts=tts, context=context, worker=worker, vad=vad, turn_analyzer=ends,
+                        policy=cfg.turn, start=start, assistant=assistant)
 
     @transport.event_handler("on_client_disconnected")
     async def _gone(transport, client):  # free the session at once: recogniser, synthesis, slot

@@ -51,11 +51,18 @@ class VoxaSTTService(STTService):
         self._rec: Recognizer | None = None
         self._events: asyncio.Queue | None = None
         self._reader: asyncio.Task | None = None
+        self._finalizes = 0  # finalize requests made; each brings one result marked from_finalize
+        self._finalized = 0  # ... and those whose result came
+        self._markers: list[tuple[int, object]] = []  # (finalize number, frame): see flush
 
     @property
     def awake(self) -> bool:
         """False while a wake word is awaited (``wake_word``): the user is not talking to the bot."""
         return self._rec is None or self._rec.awake
+
+    def transcribe(self, samples, language: str | None = None) -> str:
+        """A whole clip (16 kHz float32) by the same model, offline: a Realtime ``input_audio`` item."""
+        return self._engine.transcribe(samples, language=language or self._language).text.strip()
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -100,20 +107,41 @@ class VoxaSTTService(STTService):
         await super()._handle_vad_user_stopped_speaking(frame)
         if self._rec is not None and self._rec.speaking:
             self.request_finalize()
-            self._rec.finalize()
+            self._finalize()
+
+    def _finalize(self) -> None:
+        self._finalizes += 1
+        self._rec.finalize()
+
+    async def flush(self, marker) -> None:
+        """Finish what has been heard so far (a client's commit) and push ``marker`` (a frame)
+        downstream right after the last transcript of it, so a processor further on knows that
+        every word said before the flush has reached it."""
+        if self._rec is None or self._rec.closed:
+            await self.push_frame(marker)
+            return
+        self._finalize()
+        self._markers.append((self._finalizes, marker))
 
     async def _read(self):
         while True:
             event = await self._events.get()
-            if not isinstance(event, StreamResult) or not event.text:
+            if not isinstance(event, StreamResult):
                 continue
-            if event.is_final:
-                if event.from_finalize:
-                    self.confirm_finalize()
-                frame = TranscriptionFrame(event.text, self._user_id, time_now_iso8601(), self._language,
-                                           result=event)
-                frame.finalized = event.from_finalize or event.speech_final
-                await self.push_frame(frame)
-            else:
-                await self.push_frame(InterimTranscriptionFrame(event.text, self._user_id, time_now_iso8601(),
-                                                                self._language, result=event))
+            if event.is_final and event.from_finalize:
+                self._finalized += 1
+            if event.text:
+                await self._push_result(event)
+            while self._markers and self._markers[0][0] <= self._finalized:
+                await self.push_frame(self._markers.pop(0)[1])
+
+    async def _push_result(self, event: StreamResult):
+        if not event.is_final:
+            await self.push_frame(InterimTranscriptionFrame(event.text, self._user_id, time_now_iso8601(),
+                                                            self._language, result=event))
+            return
+        if event.from_finalize:
+            self.confirm_finalize()
+        frame = TranscriptionFrame(event.text, self._user_id, time_now_iso8601(), self._language, result=event)
+        frame.finalized = event.from_finalize or event.speech_final
+        await self.push_frame(frame)

@@ -26,11 +26,17 @@ holds the Pipecat pieces (its ``Realtime`` is passed to ``build`` as its ``proto
 
 Turn detection: ``server_vad`` and ``semantic_vad`` retune the agent's own end of turn (Silero +
 smart-turn, :func:`policy_for`); ``create_response: false`` leaves the answer to
-``response.create``.
+``response.create``; ``interrupt_response: false`` lets the answer play on while the user talks
+(their turn starts when it ends). ``turn_detection: null`` (push to talk): speech starts no turn
+and interrupts nothing; ``input_audio_buffer.commit`` makes a user item of everything said since
+the last commit (the recogniser finishes what it heard, :meth:`VoxaSTTService.flush
+<voxa.agent.stt.VoxaSTTService.flush>`), and ``response.create`` asks for the answer.
 
-Not built: text-only responses (``output_modalities: ["text"]``), manual turns
-(``turn_detection: null``) and ``interrupt_response: false`` in conversation sessions (refused in
-``session.update`` with an error saying so); input audio items in ``conversation.item.create``.
+Text: ``output_modalities: ["text"]`` (beta ``modalities: ["text"]``), for the session or one
+``response.create``, answers with ``response.output_text.delta|done`` instead of speech (the LLM's
+output skips the TTS, Pipecat's ``LLMConfigureOutputFrame``; sentence by sentence). A user
+``message`` item may hold ``input_audio`` (base64 in the session's input format): the live model
+transcribes it (``...input_audio_transcription.completed``, or ``.failed``).
 """
 
 from __future__ import annotations
@@ -77,6 +83,14 @@ class Conversation:
         self.fresh_ms = 0  # input audio since the last user item
         self.runs = 0  # answers asked for (response.create, a function's output) not yet started
         self.vad = self.turn_analyzer = self.policy = None  # the session's turn detection (voxa.turn)
+        self.stt = self.start = None  # the agent's recogniser and turn-start strategy
+        self.allow_interruptions = True  # the agent's own setting (the session may only turn it off)
+        self.text_only = False  # the session's answers are text (output_modalities ["text"])
+        self.text_out = False  # what the LLM is set to now (a response.create may differ for one answer)
+        self.mark = None  # the transport's commit/clear marker frame (transport.pieces)
+        self.held = None  # the LLM's next context, waiting for the response under way to end
+        self.spoken_in = False  # the response's assistant message is in the LLM's context
+        self.context_at_open = 0  # messages in the LLM's context when the response began
 
     # ------------------------------------------------------------------ sending
     async def send(self, *events: dict) -> None:
@@ -109,10 +123,15 @@ class Conversation:
             if self.fresh_ms <= 0:
                 raise BadEvent("the input audio buffer is empty: append audio before committing",
                                code="input_audio_buffer_commit_empty")
-            # the server's turn detection commits each turn (manual turns are not built): nothing to do
+            if self.s.turn.kind is None:  # push to talk: the item is what was said since the last commit
+                self.fresh_ms = 0
+                await self.stt.flush(self.mark("commit"))
+            # with turn detection, the server commits each turn itself
         elif kind == "input_audio_buffer.clear":
-            # acknowledged; the recogniser has already heard what was appended, and keeps it
             self.fresh_ms = 0
+            if self.s.turn.kind is None:  # what was said since the last commit is dropped
+                await self.stt.flush(self.mark("clear"))
+            # with turn detection, a turn already under way is the server's to end
             await self.send(event("input_audio_buffer.cleared"))
         elif kind == "conversation.item.create":
             await self.create_item(ev.get("item"), ev.get("previous_item_id"))
@@ -127,7 +146,7 @@ class Conversation:
         elif kind == "conversation.item.truncate":
             await self.truncate(ev)
         elif kind == "response.create":
-            await self.create_response()
+            await self.create_response(ev.get("response"))
         elif kind == "response.cancel":
             if self.response is None:
                 raise BadEvent("there is no response in progress to cancel", code="response_cancel_not_active")
@@ -145,16 +164,7 @@ class Conversation:
         if wanted.type != "realtime":
             raise BadEvent("this is a conversation session; open one with ?intent=transcription to transcribe",
                            param="session.type")
-        if wanted.turn.kind is None:
-            raise BadEvent("turn_detection null (manual turns) is not supported in voxa's conversation sessions; "
-                           "use server_vad or semantic_vad", param="session.audio.input.turn_detection")
-        if not wanted.turn.interrupt_response:
-            raise BadEvent("interrupt_response false is not supported in voxa's conversation sessions "
-                           "(the agent's allow_interruptions setting is)", param="session.audio.input.turn_detection")
-        modalities = session.get("output_modalities") or session.get("modalities")
-        if modalities is not None and "audio" not in modalities:
-            raise BadEvent("text-only responses are not supported: voxa answers with speech (audio)",
-                           param="session.output_modalities")
+        text_only = _text_only(session, "session", self.text_only)
         tools = _tools(session.get("tools")) if "tools" in session else None
         temperature = session.get("temperature")
         if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
@@ -175,8 +185,15 @@ class Conversation:
             from ... import turn
 
             turn.retune(self.vad, self.turn_analyzer, policy_for(self.s.turn, self.policy))
+        if self.start is not None:
+            self.start.manual = self.s.turn.kind is None
+            self.start.interruptions(self.allow_interruptions and self.s.turn.interrupt_response)
         if voice is not None:
             self.tts.use_voice(voice)
+        if text_only != self.text_only:
+            self.text_only = text_only
+            if self.response is None:
+                await self.configure_output(text_only)
         settings = {}
         if session.get("instructions") is not None:
             settings["system_instruction"] = self.s.instructions or None
@@ -196,9 +213,10 @@ class Conversation:
         d["instructions"] = self.s.instructions
         d["tools"] = list(getattr(self.s, "tools", []) or [])
         if self.s.beta:
-            d.update(voice=self.s.voice, output_audio_format=_beta(self.s.output_format), modalities=["audio", "text"])
+            d.update(voice=self.s.voice, output_audio_format=_beta(self.s.output_format),
+                     modalities=["text"] if self.text_only else ["audio", "text"])
         else:
-            d["output_modalities"] = ["audio"]
+            d["output_modalities"] = ["text"] if self.text_only else ["audio"]
             d["audio"]["output"] = {"format": _format(self.s.output_format), "voice": self.s.voice, "speed": 1.0}
         return d
 
@@ -244,36 +262,81 @@ class Conversation:
         content = item.get("content")
         if not isinstance(content, list) or not content:
             raise BadEvent("a message item needs content", param="item.content")
-        texts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") not in ("input_text", "text", "output_text"):
-                raise BadEvent("message content parts must be text (input_text, or output_text for the "
-                               "assistant); audio items are not supported", param="item.content")
-            if not isinstance(part.get("text"), str):
-                raise BadEvent("a text content part needs text", param="item.content")
-            texts.append(part["text"])
-        text = " ".join(texts)[:20000]
-        from pipecat.frames.frames import LLMMessagesAppendFrame
-
-        await self.worker.queue_frame(LLMMessagesAppendFrame(messages=[{"role": role, "content": text}],
-                                                             run_llm=False))
+        parts = []  # (text, None) or (None, 16 kHz samples)
+        for i, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "input_audio" and role == "user":
+                if not isinstance(part.get("audio"), str):
+                    raise BadEvent("an input_audio content part needs audio (base64)", param=f"item.content[{i}].audio")
+                x = AudioIn(self.s.input_format)(part["audio"])
+                if x.size < 1600:
+                    raise BadEvent("an input_audio content part needs at least 100 ms of audio",
+                                   param=f"item.content[{i}].audio")
+                parts.append((None, x))
+            elif kind in ("input_text", "text", "output_text") and isinstance(part.get("text"), str):
+                parts.append((part["text"], None))
+            else:
+                raise BadEvent("message content parts are text (input_text, or output_text for the assistant) "
+                               "or, for the user, input_audio", param=f"item.content[{i}]")
+        shown = [{"type": "input_audio", "transcript": None} if x is not None else copy.deepcopy(c)
+                 for (_, x), c in zip(parts, content)]
         new = {"id": item_id, "object": "realtime.item", "type": "message", "role": role, "status": "completed",
-               "content": copy.deepcopy(content)}
+               "content": shown}
         await self.send(*self.add_item(new))
+        texts = []
+        for index, (text, x) in enumerate(parts):
+            if x is not None:
+                text = await self._transcribe(item_id, index, x)
+                shown[index]["transcript"] = text
+            texts.append(text or "")
+        text = " ".join(t for t in texts if t)[:20000]
+        if text:
+            from pipecat.frames.frames import LLMMessagesAppendFrame
+
+            await self.worker.queue_frame(LLMMessagesAppendFrame(messages=[{"role": role, "content": text}],
+                                                                 run_llm=False))
         if not self.s.beta:
             await self.send(event("conversation.item.done", item=copy.deepcopy(new), previous_item_id=None))
 
-    async def create_response(self) -> None:
+    async def _transcribe(self, item_id: str, index: int, x) -> str | None:
+        """An input_audio part's words, by the live model; None (and a ``...failed`` event) if that fails."""
+        try:
+            result = await asyncio.to_thread(self.stt.transcribe, x, self.s.language)
+        except Exception as e:  # noqa: BLE001 - a failed decode is the client's to hear of, the session goes on
+            log.warning("realtime: an input_audio item could not be transcribed: %s", e)
+            await self.send(event("conversation.item.input_audio_transcription.failed", item_id=item_id,
+                                  content_index=index, error={"type": "transcription_error", "code": "server_error",
+                                                              "message": f"transcription failed: {e}", "param": None}))
+            return None
+        await self.send(event("conversation.item.input_audio_transcription.completed", item_id=item_id,
+                              content_index=index, transcript=result,
+                              usage={"type": "duration", "seconds": round(x.size / 16000, 3)}))
+        return result
+
+    async def create_response(self, params=None) -> None:
         if self.response is not None:
             raise BadEvent("the conversation already has a response in progress",
                            code="conversation_already_has_active_response")
+        if params is not None and not isinstance(params, dict):
+            raise BadEvent("response must be an object", param="response")
+        text_only = _text_only(params or {}, "response", self.text_only)
         if self.answered:  # a function's output came: the LLM answers with it by itself
             self.answered.clear()
             return
         from pipecat.frames.frames import LLMRunFrame
 
+        await self.configure_output(text_only)  # this answer's; the session's again when it is done
         self.runs += 1
         await self.worker.queue_frame(LLMRunFrame())
+
+    async def configure_output(self, text_only: bool) -> None:
+        """Whether the LLM's next answers skip the TTS (text responses) or are spoken."""
+        if text_only == self.text_out:
+            return
+        from pipecat.frames.frames import LLMConfigureOutputFrame
+
+        self.text_out = text_only
+        await self.worker.queue_frame(LLMConfigureOutputFrame(skip_tts=text_only))
 
     async def truncate(self, ev: dict) -> None:
         item = self._item(ev.get("item_id"))
@@ -356,10 +419,12 @@ class Conversation:
         if self.response is None:
             self.response = {"id": new_id("resp"), "object": "realtime.response", "status": "in_progress",
                              "status_details": None, "output": [], "conversation_id": "conv_" + self.session_id[5:],
-                             "output_modalities": ["audio"], "usage": None, "metadata": None,
+                             "output_modalities": ["text"] if self.text_out else ["audio"], "usage": None,
+                             "metadata": None,
                              "audio": {"output": {"format": _format(self.s.output_format), "voice": self.s.voice}}}
             self._pending = [event("response.created", response=copy.deepcopy(self.response))]
-            self.llm_done = self.tts_active = False
+            self.llm_done = self.tts_active = self.spoken_in = False
+            self.context_at_open = len(self.context.get_messages())
             self.reply, self.out_ms = None, 0.0
         return self.response
 
@@ -367,22 +432,25 @@ class Conversation:
         pending, self._pending = getattr(self, "_pending", []), []
         return pending
 
-    def open_reply(self) -> list[dict]:
-        """The response's assistant message item and its audio part (at the first speech)."""
+    def open_reply(self, kind: str = "audio") -> list[dict]:
+        """The response's assistant message item and its part (``audio`` at the first speech,
+        ``text`` at the first sentence of a text answer)."""
         response = self._open_response()
         events = self._take_pending()
         if self.reply is None:
             self.reply = {"id": new_id("item"), "object": "realtime.item", "type": "message", "role": "assistant",
-                          "status": "in_progress", "content": [], "_sentences": [], "_audio_ms": 0.0}
+                          "status": "in_progress", "content": [], "_sentences": [], "_audio_ms": 0.0, "_kind": kind}
             index = len(response["output"])
             response["output"].append(self.reply)
             events.append(event("response.output_item.added", response_id=response["id"], output_index=index,
                                 item=_public(self.reply)))
             events += self.add_item(_public(self.reply))
             self.items[self.reply["id"]] = self.reply
+            part = {"type": "audio", "transcript": ""} if kind == "audio" else {"type": "text", "text": ""}
             events.append(event("response.content_part.added", response_id=response["id"], item_id=self.reply["id"],
-                                output_index=index, content_index=0, part={"type": "audio", "transcript": ""}))
-            events.append(event("output_audio_buffer.started", response_id=response["id"]))
+                                output_index=index, content_index=0, part=part))
+            if kind == "audio":
+                events.append(event("output_audio_buffer.started", response_id=response["id"]))
         return events
 
     def on_frame(self, frame) -> list[dict]:
@@ -396,6 +464,15 @@ class Conversation:
         if isinstance(frame, F.TTSStartedFrame):
             self.tts_active = True
             return self.open_reply()
+        if isinstance(frame, F.AggregatedTextFrame) and frame.skip_tts:  # a sentence of a text answer
+            if not frame.text.strip():
+                return []
+            events = self.open_reply("text")
+            self.reply["_sentences"].append((0.0, frame.text.strip()))
+            events.append(event(_name("response.output_text.delta", self.s.beta), response_id=self.response["id"],
+                                item_id=self.reply["id"], output_index=self._index(), content_index=0,
+                                delta=(" " if len(self.reply["_sentences"]) > 1 else "") + frame.text.strip()))
+            return events
         if isinstance(frame, F.TTSTextFrame) and frame.text.strip():
             events = self.open_reply()
             text = frame.text.strip()
@@ -437,20 +514,29 @@ class Conversation:
         if self.response is None:
             return []
         response, reply, events = self.response, self.reply, self._take_pending()
+        audio = reply is not None and reply["_kind"] == "audio"
         if reply is not None:
             index, text = self._index(), " ".join(t for _, t in reply["_sentences"])
             reply["status"] = "completed" if status == "completed" else "incomplete"
-            reply["content"] = [{"type": "output_audio", "transcript": text}]
             rid, iid = response["id"], reply["id"]
-            events += [
-                event(_name("response.output_audio.done", self.s.beta), response_id=rid, item_id=iid,
-                      output_index=index, content_index=0),
-                event(_name("response.output_audio_transcript.done", self.s.beta), response_id=rid, item_id=iid,
-                      output_index=index, content_index=0, transcript=text),
-                event("response.content_part.done", response_id=rid, item_id=iid, output_index=index,
-                      content_index=0, part={"type": "audio", "transcript": text}),
-                event("response.output_item.done", response_id=rid, output_index=index, item=_public(reply)),
-            ]
+            if audio:
+                reply["content"] = [{"type": "output_audio", "transcript": text}]
+                events += [
+                    event(_name("response.output_audio.done", self.s.beta), response_id=rid, item_id=iid,
+                          output_index=index, content_index=0),
+                    event(_name("response.output_audio_transcript.done", self.s.beta), response_id=rid, item_id=iid,
+                          output_index=index, content_index=0, transcript=text),
+                    event("response.content_part.done", response_id=rid, item_id=iid, output_index=index,
+                          content_index=0, part={"type": "audio", "transcript": text})]
+            else:
+                reply["content"] = [{"type": "text" if self.s.beta else "output_text", "text": text}]
+                events += [
+                    event(_name("response.output_text.done", self.s.beta), response_id=rid, item_id=iid,
+                          output_index=index, content_index=0, text=text),
+                    event("response.content_part.done", response_id=rid, item_id=iid, output_index=index,
+                          content_index=0, part={"type": "text", "text": text})]
+            events.append(event("response.output_item.done", response_id=rid, output_index=index,
+                                item=_public(reply)))
             if not self.s.beta:
                 events.append(event("conversation.item.done", item=_public(reply), previous_item_id=None))
         response["status"] = status
@@ -458,12 +544,35 @@ class Conversation:
             response["status_details"] = {"type": "cancelled", "reason": "turn_detected"}
         response["output"] = [_public(it) for it in response["output"]]
         events.append(event("response.done", response=copy.deepcopy(response)))
-        if reply is not None:
+        if audio:
             events.append(event("output_audio_buffer.cleared" if status == "cancelled" else "output_audio_buffer.stopped",
                                 response_id=response["id"]))
         events.append(event("rate_limits.updated", rate_limits=[]))
         self.response, self.reply = None, None
+        if self.text_out != self.text_only:  # a response.create chose this answer's output: back to the session's
+            asyncio.get_running_loop().create_task(self.configure_output(self.text_only))
+        if self.held is not None:  # a turn that ended meanwhile: its answer once this one is in the context
+            asyncio.get_running_loop().call_later(1.0, self.release, True)
+            self.release()
         return events
+
+    def release(self, late: bool = False) -> None:
+        """The answer to a turn that ended while a response played (``interrupt_response: false``)
+        starts when that response is done and its message is in the LLM's context (``late``: a
+        second after it was done, in any case). The turn's words go after that message."""
+        if self.held is None or self.response is not None or not (self.spoken_in or late):
+            return
+        frame, self.held = self.held, None
+        messages = list(self.context.get_messages())
+        head, new = messages[:self.context_at_open], messages[self.context_at_open:]
+        said = [m for m in new if isinstance(m, dict) and m.get("role") == "user"]
+        self.context.set_messages(head + [m for m in new if not any(m is u for u in said)] + said)
+        asyncio.get_running_loop().create_task(self.gate.push_frame(frame))
+
+    def assistant_said(self) -> None:
+        """The assistant aggregator put the response's message in the LLM's context."""
+        self.spoken_in = True
+        self.release()
 
 
 # ---------------------------------------------------------------------- helpers
@@ -507,7 +616,18 @@ def _name(ga: str, beta: bool) -> str:
     if not beta:
         return ga
     return ga.replace("response.output_audio_transcript", "response.audio_transcript").replace(
-        "response.output_audio", "response.audio")
+        "response.output_audio", "response.audio").replace("response.output_text", "response.text")
+
+
+def _text_only(d: dict, param: str, default: bool) -> bool:
+    """Whether ``d``'s ``output_modalities`` (beta ``modalities``) ask for text answers."""
+    value = d.get("output_modalities", d.get("modalities"))
+    if value is None:
+        return default
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value) \
+            or not set(value) <= {"audio", "text"}:
+        raise BadEvent('output_modalities must be ["audio"] or ["text"]', param=f"{param}.output_modalities")
+    return "audio" not in value
 
 
 def _format(name: str) -> dict:

@@ -40,7 +40,7 @@ async def converse(ws: WebSocket, subprotocol: str | None) -> None:
                             turn=TurnDetection(kind="semantic_vad", eagerness="auto"))  # see policy_for
         conv = Conversation(settings, session_id, voice_id=lambda name: voice_id(name, None, config.voice_map),
                             max_event_bytes=config.max_frame_bytes * 4 // 3 + 1024)
-        Serializer, _, Transport = pieces()
+        Serializer, _, Transport, _ = pieces()
         transport = Transport(ws, FastAPIWebsocketParams(
             audio_in_enabled=True, audio_out_enabled=True, add_wav_header=False, allowed_origins=[],
             audio_in_sample_rate=16000, audio_out_sample_rate=FORMATS[settings.output_format][1],

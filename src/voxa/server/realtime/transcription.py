@@ -74,7 +74,8 @@ class TranscriptionSession:
         if samples.size:
             await asyncio.to_thread(self.rec.push, samples)
             if self.rec.error is not None:
-                raise BadEvent(f"transcription failed ({self.rec.error})", code="server_error")
+                await self._failed()
+                return
             while self.rec is not None and self.rec.backlog_s > 30.0:  # a client faster than the decoder waits
                 await asyncio.sleep(0.05)
 
@@ -85,7 +86,27 @@ class TranscriptionSession:
         done = asyncio.get_running_loop().create_future()
         self.commits.append(done)
         await asyncio.to_thread(self.rec.finalize)
-        await asyncio.wait_for(done, 60)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not done.done() and loop.time() < deadline:
+            if self.rec is not None and self.rec.error is not None:
+                await self._failed()
+                return
+            await asyncio.wait([done], timeout=0.1)
+        if not done.done():
+            raise BadEvent("the commit's transcription took over 60 s", code="server_error")
+
+    async def _failed(self) -> None:
+        """The model failed on this audio: ``...transcription.failed`` for the item being spoken,
+        and a new recogniser for what comes next (the session goes on)."""
+        error = self.rec.error
+        log.warning("realtime transcription failed: %s", error)
+        item = self.item or new_id("item")
+        self.configure()
+        self.item, self.sent, self.text, self.fresh = None, "", [], 0
+        await self.send(event("conversation.item.input_audio_transcription.failed", item_id=item, content_index=0,
+                              error={"type": "transcription_error", "code": "server_error",
+                                     "message": f"transcription failed: {error}", "param": None}))
 
     async def clear(self) -> None:
         self.configure()

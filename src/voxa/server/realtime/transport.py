@@ -5,6 +5,7 @@ transport that reports the response in step with its audio, and :class:`Realtime
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 
@@ -15,10 +16,13 @@ from .wire import BadEvent, agreed, error, event, new_id, user_item_done, word_k
 log = logging.getLogger("voxa.server.realtime")
 
 
+@functools.cache
 def pieces():
-    """The protocol's Pipecat classes (made on first use: Pipecat is the optional ``agent`` extra)."""
+    """The protocol's Pipecat classes (made once, on first use: Pipecat is the optional ``agent`` extra)."""
+    from dataclasses import dataclass
+
     from pipecat.frames.frames import (
-        BotStoppedSpeakingFrame, InputAudioRawFrame, InterimTranscriptionFrame, InterruptionFrame, OutputAudioRawFrame,
+        BotStoppedSpeakingFrame, DataFrame, InputAudioRawFrame, LLMMessagesAppendFrame, InterimTranscriptionFrame, InterruptionFrame, OutputAudioRawFrame,
         TranscriptionFrame,
         UserStoppedSpeakingFrame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame,
     )
@@ -27,6 +31,13 @@ def pieces():
     from pipecat.transports.websocket.fastapi import FastAPIWebsocketOutputTransport, FastAPIWebsocketTransport
 
     from ...audio import to_pcm16
+
+    @dataclass
+    class Mark(DataFrame):
+        """A client's ``input_audio_buffer.commit`` or ``.clear`` with manual turns, pushed by the
+        recogniser after the last words said before it (``VoxaSTTService.flush``)."""
+
+        action: str = "commit"
 
     class Serializer(FrameSerializer):
         def __init__(self, conv: Conversation):
@@ -81,10 +92,13 @@ def pieces():
             self.last: list[str] = []  # the words of the latest interim
             self.sent = ""
             self.start_ms = 0
+            self.since_ms = 0  # manual turns: where the audio of the next commit starts
 
         async def process_frame(self, frame, direction):
             await super().process_frame(frame, direction)
             conv = self.conv
+            if conv.s.turn.kind is None and await self._manual(frame, direction):
+                return
             try:
                 if isinstance(frame, InterruptionFrame) and conv.response is not None:
                     await conv.send(*conv.finish("cancelled"))  # the user took the turn: the answer stops
@@ -108,6 +122,39 @@ def pieces():
             except Exception:  # the client left mid-send
                 log.debug("realtime event not sent", exc_info=True)
             await self.push_frame(frame, direction)
+
+        async def _manual(self, frame, direction) -> bool:
+            """Manual turns (``turn_detection: null``): the words wait for the client's commit, and
+            neither speech events nor the transcripts go on (no turn starts on speech). True when
+            the frame is used up here."""
+            if isinstance(frame, Mark):
+                if frame.action == "commit":
+                    await self._commit_manual()
+                else:
+                    self.item, self.finals = None, []
+                self.since_ms = self.conv.audio.ms
+                return True
+            if isinstance(frame, TranscriptionFrame) and direction == FrameDirection.DOWNSTREAM:
+                self.finals.append(frame.text.strip())
+                return True
+            if isinstance(frame, (VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame)):
+                await self.push_frame(frame, direction)  # on, but no speech_started / stopped events
+                return True
+            return isinstance(frame, InterimTranscriptionFrame) and direction == FrameDirection.DOWNSTREAM
+
+        async def _commit_manual(self) -> None:
+            conv, text = self.conv, " ".join(self.finals).strip()
+            self.item, self.finals, self.sent = None, [], ""
+            item, events = user_item_done(new_id("item"), conv.previous, text, "",
+                                          (conv.audio.ms - self.since_ms) / 1000, beta=conv.s.beta)
+            conv.remember(item)
+            try:
+                await conv.send(*events)
+            except Exception:  # the client left mid-send
+                log.debug("realtime event not sent", exc_info=True)
+            if text:  # the LLM's context gets the turn; response.create asks for the answer
+                await self.push_frame(LLMMessagesAppendFrame(messages=[{"role": "user", "content": text}],
+                                                             run_llm=False))
 
         async def _open(self, ms: int) -> None:
             if self.item is None:
@@ -162,7 +209,7 @@ def pieces():
             self._output = Output(self, self._client, self._params, conv=conv, name=self._output_name)
             conv.client = self._client
 
-    return Serializer, UserEvents, Transport
+    return Serializer, UserEvents, Transport, Mark
 
 
 class Realtime:
@@ -177,7 +224,7 @@ class Realtime:
         self.base_tools = list(agent.tools)
 
     def user_events(self):
-        _, UserEvents, _ = pieces()
+        _, UserEvents, _, _ = pieces()
         return UserEvents(self.conv)
 
     def bot_events(self):
@@ -187,7 +234,9 @@ class Realtime:
 
     def gate(self):
         """Between the user's turn and the LLM: with ``create_response: false`` a finished turn
-        starts no answer; only ``response.create`` (or a function's output) does."""
+        starts no answer; only ``response.create`` (or a function's output) does. A turn that
+        ends while an answer plays (``interrupt_response: false``) starts its answer when that
+        one is done (:meth:`Conversation.finish` releases it)."""
         from pipecat.frames.frames import LLMContextFrame
         from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
@@ -201,13 +250,24 @@ class Realtime:
                         conv.runs -= 1
                     elif not conv.s.turn.create_response:
                         return  # the turn is in the context; the client asks for the answer
+                    if conv.response is not None:
+                        conv.held = frame  # one answer at a time
+                        return
                 await self.push_frame(frame, direction)
 
         conv.gate = Gate()  # response.cancel interrupts from here: where the user's turn would
         return conv.gate
 
-    def attach(self, *, llm, tts, context, worker, vad=None, turn_analyzer=None, policy=None) -> None:
+    def attach(self, *, stt, llm, tts, context, worker, vad=None, turn_analyzer=None, policy=None,
+               start=None, assistant=None) -> None:
         conv = self.conv
-        conv.llm, conv.tts, conv.context, conv.worker = llm, tts, context, worker
+        if assistant is not None:
+            @assistant.event_handler("on_assistant_turn_stopped")
+            async def _said(aggregator, message):
+                conv.assistant_said()
+
+        conv.stt, conv.llm, conv.tts, conv.context, conv.worker = stt, llm, tts, context, worker
         conv.vad, conv.turn_analyzer, conv.policy = vad, turn_analyzer, policy
+        conv.start, conv.mark = start, pieces()[3]
+        conv.allow_interruptions = start.allow if start is not None else True
         conv.base_tools = self.base_tools
