@@ -51,6 +51,8 @@ class Scheduler:
         """How often each speaking stream may ask for an interim so that decoding stays within
         _BUSY of the worker's time, leaving room for finals."""
         speaking = sum(1 for r in self._streams if r.speaking)
+        if speaking <= 1:  # no other stream's final to make room for: as often as a decode takes
+            return self._job_cost
         return speaking * self._job_cost / _BUSY
 
     def register(self, rec: Recognizer) -> None:

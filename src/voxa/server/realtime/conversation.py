@@ -545,8 +545,8 @@ class Conversation:
         response["output"] = [_public(it) for it in response["output"]]
         events.append(event("response.done", response=copy.deepcopy(response)))
         if audio:
-            events.append(event("output_audio_buffer.cleared" if status == "cancelled" else "output_audio_buffer.stopped",
-                                response_id=response["id"]))
+            kind = "output_audio_buffer.cleared" if status == "cancelled" else "output_audio_buffer.stopped"
+            events.append(event(kind, response_id=response["id"]))
         events.append(event("rate_limits.updated", rate_limits=[]))
         self.response, self.reply = None, None
         if self.text_out != self.text_only:  # a response.create chose this answer's output: back to the session's

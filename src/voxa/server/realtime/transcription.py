@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .wire import AudioIn, BadEvent, Settings, agreed, event, new_id, user_item_done, word_key
+from .wire import AudioIn, BadEvent, Settings, agreed, event, new_id, settled_text, user_item_done, word_key
 
 log = logging.getLogger("voxa.server.realtime")
 
@@ -179,7 +179,7 @@ class TranscriptionSession:
     async def _delta(self, text: str) -> None:
         if self.s.turn.kind is None:
             return  # manual commits: the transcript comes after the commit
-        text = text.rstrip(".,;:!?…")  # the punctuation after the last word may still change
+        text = settled_text(text)
         if text.startswith(self.sent) and len(text) > len(self.sent):
             delta, self.sent = text[len(self.sent):], text
             await self.send(event("conversation.item.input_audio_transcription.delta", item_id=self.item,

@@ -11,7 +11,7 @@ import logging
 
 from ...agent.wire import Pace
 from .conversation import Conversation
-from .wire import BadEvent, agreed, error, event, new_id, user_item_done, word_key
+from .wire import BadEvent, agreed, error, event, new_id, settled_text, user_item_done, word_key
 
 log = logging.getLogger("voxa.server.realtime")
 
@@ -22,9 +22,9 @@ def pieces():
     from dataclasses import dataclass
 
     from pipecat.frames.frames import (
-        BotStoppedSpeakingFrame, DataFrame, InputAudioRawFrame, LLMMessagesAppendFrame, InterimTranscriptionFrame, InterruptionFrame, OutputAudioRawFrame,
-        TranscriptionFrame,
-        UserStoppedSpeakingFrame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame,
+        BotStoppedSpeakingFrame, DataFrame, InputAudioRawFrame, InterimTranscriptionFrame, InterruptionFrame,
+        LLMMessagesAppendFrame, OutputAudioRawFrame, TranscriptionFrame, UserStoppedSpeakingFrame,
+        VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame,
     )
     from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
     from pipecat.serializers.base_serializer import FrameSerializer
@@ -172,7 +172,7 @@ def pieces():
             return " ".join(words[:n])
 
         async def _delta(self, text: str) -> None:
-            text = text.rstrip(".,;:!?…")
+            text = settled_text(text)
             if self.item is not None and text.startswith(self.sent) and len(text) > len(self.sent):
                 delta, self.sent = text[len(self.sent):], text
                 await self.conv.send(event("conversation.item.input_audio_transcription.delta",

@@ -245,6 +245,14 @@ def word_key(word: str) -> str:
     return "".join(c for c in word.lower() if c.isalnum())
 
 
+def settled_text(text: str) -> str:
+    """An item's transcript so far, as its deltas send it: without the punctuation after the last
+    word (it may still change), and starting with a capital, as the completed transcript of a
+    turn does (an interim of the turn's first words alone often starts in lower case)."""
+    text = text.rstrip(".,;:!?…")
+    return text[:1].upper() + text[1:]
+
+
 def agreed(last: list[str], keys: list[str]) -> int:
     """How many leading words of an interim (``keys``, see :func:`word_key`) the interim before
     (``last``) agrees on: whisper_streaming's LocalAgreement-2. Those can go out as deltas."""
