@@ -317,6 +317,22 @@ def add_local(name: str, folder: str | os.PathLike, kind: str = "asr") -> None:
     LOCAL[name] = _check_folder(Path(folder).expanduser().resolve())
 
 
+FINETUNED = "finetune.json"  # the manifest of a model ``voxa finetune`` made (voxa.finetune.train)
+
+
+def finetuned(name: str, kind: str = "asr") -> Path | None:
+    """The folder of the fine-tuned model ``name`` in ``$VOXA_HOME/models``, or None."""
+    if kind != "asr" or not name or not all(c.isalnum() or c in "._-" for c in name) or not name[0].isalnum():
+        return None
+    folder = home() / "models" / name
+    return folder if (folder / FINETUNED).is_file() and (folder / "model.bin").is_file() else None
+
+
+def finetuned_names() -> list[str]:
+    root = home() / "models"
+    return sorted(p.parent.name for p in root.glob(f"*/{FINETUNED}")) if root.is_dir() else []
+
+
 def known(name: str | None, kind: str = "asr") -> str | None:
     """The registry's own name for ``name`` (a bundled model, an alias or a named local folder),
     or None. Paths and hub names are not known: this is what a request may name."""
@@ -325,7 +341,7 @@ def known(name: str | None, kind: str = "asr") -> str | None:
     spec = lookup(name, kind)
     if spec is not None:
         return spec.name
-    return name if name in LOCAL else None
+    return name if name in LOCAL or finetuned(name, kind) is not None else None
 
 
 def canonical(name: str | os.PathLike | None, kind: str = "asr") -> str:
@@ -346,6 +362,8 @@ def resolve(name: str | os.PathLike | None, kind: str = "asr") -> tuple[str, Pat
         return spec.name, assemble(spec)
     if name in LOCAL:
         return name, _check_folder(LOCAL[name])
+    if (folder := finetuned(name, kind)) is not None:
+        return name, folder
     local = Path(name).expanduser()
     if local.is_dir():
         return str(local), _check_folder(local)
@@ -386,4 +404,13 @@ def list_models(kind: str | None = None) -> list[dict]:
             rows.append({"name": name, "kind": "asr", "size_mb": round((folder / "model.bin").stat().st_size / 1e6, 1)
                          if (folder / "model.bin").is_file() else 0.0, "licence": "?", "source": f"local: {folder}",
                          "state": "ready", "description": "a local CTranslate2 model", "multilingual": True})
+        for name in finetuned_names():
+            folder = home() / "models" / name
+            info = json.loads((folder / FINETUNED).read_text())
+            base = lookup(info.get("base", ""))
+            rows.append({"name": name, "kind": "asr", "size_mb": round((folder / "model.bin").stat().st_size / 1e6, 1),
+                         "licence": base.licence if base else "?", "source": f"fine-tuned from {info.get('base')}",
+                         "state": "ready", "multilingual": bool(base and base.multilingual),
+                         "description": f"WER {info.get('wer_before')}% -> {info.get('wer_after')}% on its held-out "
+                                        f"recordings ({info.get('validation')})"})
     return rows

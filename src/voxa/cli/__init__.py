@@ -89,7 +89,7 @@ def main() -> None:
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
-from . import agent as _agent, batch as _batch, diarize as _diarize, listen as _listen, safety as _safety, serve as _serve, speak as _speak, transcribe as _transcribe, wake as _wake, watermark as _watermark  # noqa: E402,F401,E501  (register the commands)
+from . import agent as _agent, batch as _batch, diarize as _diarize, finetune as _finetune, listen as _listen, safety as _safety, serve as _serve, speak as _speak, transcribe as _transcribe, wake as _wake, watermark as _watermark  # noqa: E402,F401,E501  (register the commands)
 
 if __name__ == "__main__":
     main()

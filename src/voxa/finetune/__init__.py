@@ -1,0 +1,1 @@
+"""Fine-tuning Whisper on your own recordings (``voxa finetune``); see :mod:`.train`."""
