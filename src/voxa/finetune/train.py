@@ -111,6 +111,15 @@ def _collate(batch):
     return {"input_features": feats, "labels": labels}
 
 
+def _peak_rss_mb() -> int:
+    """This process's peak resident memory (VmHWM: ru_maxrss would include a parent's, across exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            return round(next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM")) / 1024)
+    except (OSError, StopIteration):
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def _wer(model: str | Path, examples, language: str | None) -> float:
     from .. import load_model
     from ..evaluate import wer
@@ -206,13 +215,14 @@ def finetune(data: str | Path, name: str, settings: Settings | None = None, *, r
     shutil.rmtree(tmp, ignore_errors=True)
     export_ct2(model.eval(), base_dir, tmp)
     report = {"name": name, "base": base_name, "data": run["data"], "train": len(train), "validation": len(val),
+              "held_out": [str(e.path) for e in val],
               "train_seconds": round(sum(e.seconds for e in train), 1), "steps": total, "settings": asdict(s),
               "loss": round(float(result.training_loss), 4), "train_s": round(time.time() - t0, 1),
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     log(f"measuring WER on the {len(val)} held-out recordings, before and after")
     report["wer_before"] = round(_wer(base_name, val, language), 2)
     report["wer_after"] = round(_wer(tmp, val, language), 2)
-    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    report["peak_rss_mb"] = _peak_rss_mb()
     (tmp / MANIFEST).write_text(json.dumps(report, indent=1))
     if final.exists():
         shutil.rmtree(final)
