@@ -457,7 +457,7 @@ class Whisper:
             inp = inputs[f]
             if inp is None or inp.language is not None or inp.pending > 0:
                 continue
-            sure = inp.vote.sure(opts.languages)
+            sure = inp.vote.sure(opts.languages, prior=prior)
             if inp.vote.windows == 0 and (f in odd or not sure):
                 inp.vote.clear()  # coloured by the window's other speech: judge it alone
                 inp.more = True
