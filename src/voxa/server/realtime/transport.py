@@ -97,7 +97,7 @@ def pieces():
         async def process_frame(self, frame, direction):
             await super().process_frame(frame, direction)
             conv = self.conv
-            if conv.s.turn.kind is None and await self._manual(frame, direction):
+            if (conv.s.turn.kind is None or isinstance(frame, Mark)) and await self._manual(frame, direction):
                 return
             try:
                 if isinstance(frame, InterruptionFrame) and conv.response is not None:
