@@ -330,7 +330,8 @@ def finetuned(name: str, kind: str = "asr") -> Path | None:
 
 def finetuned_names() -> list[str]:
     root = home() / "models"
-    return sorted(p.parent.name for p in root.glob(f"*/{FINETUNED}")) if root.is_dir() else []
+    names = (p.parent.name for p in root.glob(f"*/{FINETUNED}")) if root.is_dir() else ()
+    return sorted(n for n in names if finetuned(n) is not None)  # not one still being written (.NAME.tmp-*)
 
 
 def known(name: str | None, kind: str = "asr") -> str | None:

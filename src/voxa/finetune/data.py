@@ -33,11 +33,11 @@ MAX_S = 30.0
 class Example:
     path: Path
     text: str
-    samples: np.ndarray | None = None  # 16 kHz float32, once decoded
+    seconds: float = 0.0  # its length, once checked
 
-    @property
-    def seconds(self) -> float:
-        return 0.0 if self.samples is None else self.samples.size / audio.SAMPLE_RATE
+    def samples(self) -> np.ndarray:
+        """16 kHz float32, decoded again each time: a corpus is not held in memory."""
+        return audio.decode(self.path, max_seconds=MAX_S + 1)
 
 
 def _bad(what: str, items: list[str]) -> InputError:
@@ -85,7 +85,7 @@ def _pairs(data: Path) -> list[Example]:
 
 
 def load(data: str | Path) -> list[Example]:
-    """Every example of ``data``, decoded and checked."""
+    """Every example of ``data``, checked (each recording decoded once, and not kept)."""
     examples = _pairs(Path(data).expanduser())
     empty = [str(e.path.name) for e in examples if not e.text.strip()]
     if empty:
@@ -94,14 +94,15 @@ def load(data: str | Path) -> list[Example]:
     for e in examples:
         e.text = " ".join(e.text.split())
         try:
-            e.samples = audio.decode(e.path, max_seconds=MAX_S + 1)
+            x = e.samples()
         except TooLong:
             long.append(e.path.name)
             continue
         except Exception as err:  # noqa: BLE001 - reported as bad data below
             bad.append(f"{e.path.name} ({err})")
             continue
-        if e.samples.size < audio.SAMPLE_RATE // 10:
+        e.seconds = x.size / audio.SAMPLE_RATE
+        if x.size < audio.SAMPLE_RATE // 10:
             silent.append(e.path.name)
         elif e.seconds > MAX_S:
             long.append(f"{e.path.name} ({e.seconds:.0f} s)")

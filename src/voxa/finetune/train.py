@@ -92,7 +92,7 @@ class _Corpus:
         return len(self.examples)
 
     def __getitem__(self, i):
-        x = self.examples[i].samples
+        x = self.examples[i].samples()
         if self.augment:
             x = corpus.augment(x, self.rng)
         window = np.zeros(int(corpus.MAX_S * audio.SAMPLE_RATE), np.float32)
