@@ -156,6 +156,9 @@ def test_bad_data_gets_one_clear_line_and_exit_2(eval_dir, tmp_path):
         assert lines[0].startswith("voxa: error: ")
     r = run("finetune", no_txt, "--out", "whisper-base", timeout=120)
     assert r.returncode == 2 and "bundled model's name" in r.stderr
+    two_ok = folder("two_ok", two)
+    r = run("finetune", two_ok, "--out", "de-tiny", "--base", "whisper-tiny.en", "--language", "de", timeout=300)
+    assert r.returncode == 2 and "English only" in r.stderr.strip().splitlines()[-1], r.stderr[-500:]
 
 
 def test_split_and_augment():

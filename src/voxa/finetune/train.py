@@ -172,7 +172,12 @@ def finetune(data: str | Path, name: str, settings: Settings | None = None, *, r
     if multilingual:
         from faster_whisper.tokenizer import Tokenizer
 
-        tok = Tokenizer(tok.tokenizer, True, task="transcribe", language=s.language)
+        try:
+            tok = Tokenizer(tok.tokenizer, True, task="transcribe", language=s.language)
+        except ValueError:
+            raise InputError(f"unknown language {s.language!r}: use a Whisper language code (en, de, ...)") from None
+    elif s.language not in ("en", None):
+        raise InputError(f"{base_name} is English only; recordings in {s.language!r} need whisper-base")
     if s.freeze_encoder:
         model.model.encoder.requires_grad_(False)
     if s.lora:
@@ -199,7 +204,10 @@ def finetune(data: str | Path, name: str, settings: Settings | None = None, *, r
     trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=train_set, data_collator=_collate,
                              callbacks=[Progress()])
     trainer.remove_callback(PrinterCallback)  # the progress bar says how it goes
-    checkpoints = sorted(work.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    # a checkpoint counts once its trainer_state.json is written (the Trainer writes it last): a
+    # kill -9 in the middle of saving leaves one without it
+    checkpoints = sorted((p for p in work.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
+                         key=lambda p: int(p.name.split("-")[1]))
     if checkpoints:
         log(f"resuming from {checkpoints[-1].name} (step {checkpoints[-1].name.split('-')[1]} of {total})")
     torch.manual_seed(s.seed)
