@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 
@@ -77,6 +78,17 @@ async def until(conn, got: list, pred, timeout: float = 90.0):
             if pred(ev):
                 return ev
     return await asyncio.wait_for(read(), timeout)
+
+
+@contextlib.asynccontextmanager
+async def conversation(url: str):
+    """The official SDK's GA realtime client on a conversation session, past its session.created."""
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        yield conn
 
 
 def completed(ev) -> bool:
@@ -158,8 +170,6 @@ def audio_text(x: np.ndarray) -> str:
 def test_a_tool_call_round_trips_through_the_client(eval_dir):
     """The LLM calls the session's tool; the client gets the call as a function_call item, sends
     its output, and the spoken answer uses it. The LLM server saw the tool declared and its result."""
-    from openai import AsyncOpenAI
-
     def script(body):
         tool = next((m for m in body["messages"] if m.get("role") == "tool"), None)
         if tool is None:
@@ -171,10 +181,8 @@ def test_a_tool_call_round_trips_through_the_client(eval_dir):
               "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
 
     async def main():
-        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
         got: list = []
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            await conn.recv()
+        async with conversation(url) as conn:
             await conn.session.update(session={"type": "realtime", "tools": tools})
             with Mic(conn) as mic:
                 mic.say(audio.decode(eval_dir / LS / BELLY))
@@ -201,16 +209,12 @@ def test_a_tool_call_round_trips_through_the_client(eval_dir):
 def test_barge_in_cancels_the_response_and_truncate_is_honoured(eval_dir):
     """The user talks over a long answer: the response ends ``cancelled``, the assistant item keeps
     what was played, a new user item starts; the client's truncate then cuts the item further."""
-    from openai import AsyncOpenAI
-
     long = LONG
     url, seen = server_with(lambda body: long)
 
     async def main():
-        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
         got: list = []
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            await conn.recv()
+        async with conversation(url) as conn:
             with Mic(conn) as mic:
                 mic.say(audio.decode(eval_dir / LS / BELLY))
                 await until(conn, got, lambda e: e.type == "response.output_audio.delta")
@@ -346,16 +350,12 @@ def test_turn_detection_retunes_the_agents_end_of_turn():
 def test_response_cancel_stops_the_answer():
     """The client's ``response.cancel`` mid-answer: ``response.done`` ``cancelled``, and no audio
     of that response after it. A text item starts the answer (``response.create``)."""
-    from openai import AsyncOpenAI
-
     long = LONG
     url, seen = server_with(lambda body: long)
 
     async def main():
-        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
         got: list = []
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            await conn.recv()
+        async with conversation(url) as conn:
             await conn.conversation.item.create(item={"type": "message", "role": "user",
                                                       "content": [{"type": "input_text", "text": "Tell me."}]})
             await conn.response.create()
@@ -464,8 +464,6 @@ def texts_of(got, rid: str) -> list[str]:
 def test_text_responses_for_the_session_and_for_one_response():
     """``output_modalities: ["text"]``: the answer comes as ``response.output_text.delta|done``,
     no audio; a ``response.create`` asking for audio gets speech for that answer only."""
-    from openai import AsyncOpenAI
-
     url, seen = server_with(lambda body: "Hello there. How are you?")
 
     async def ask(conn, got, text, **response):
@@ -475,10 +473,8 @@ def test_text_responses_for_the_session_and_for_one_response():
         return await until(conn, got, completed)
 
     async def main():
-        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
         got: list = []
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            await conn.recv()
+        async with conversation(url) as conn:
             await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
             updated = await until(conn, got, lambda e: e.type == "session.updated")
             assert updated.session.output_modalities == ["text"]
@@ -508,15 +504,11 @@ def test_push_to_talk_commit_clear_and_response_create(eval_dir):
     """``turn_detection: null``: speech makes no turn and no speech events; ``clear`` drops what
     was said; ``commit`` makes one user item of what was said since (real recordings, real
     recogniser), and only ``response.create`` starts the answer."""
-    from openai import AsyncOpenAI
-
     url, seen = server_with(lambda body: "Got it.")
 
     async def main():
-        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
         got: list = []
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            await conn.recv()
+        async with conversation(url) as conn:
             await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
             updated = await until(conn, got, lambda e: e.type == "session.updated")
             assert updated.session.audio.input.turn_detection is None
@@ -553,15 +545,11 @@ def test_push_to_talk_commit_clear_and_response_create(eval_dir):
 def test_interrupt_response_false_lets_the_answer_play_on(eval_dir):
     """``interrupt_response: false``: the user talks over the answer and it plays to its end
     (``completed``); the user's speech still becomes a turn."""
-    from openai import AsyncOpenAI
-
     url, seen = server_with(lambda body: "The stew was hot. The stew was thick. The stew was brown.")
 
     async def main():
-        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
         got: list = []
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            await conn.recv()
+        async with conversation(url) as conn:
             await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": {
                 "type": "server_vad", "interrupt_response": False}}}})
             with Mic(conn) as mic:
@@ -592,8 +580,6 @@ def test_an_input_audio_item_is_transcribed_and_answered(eval_dir, monkeypatch):
     """A user item holding ``input_audio`` (a real recording, base64 PCM at 24 kHz): the live
     model transcribes it, the LLM answers it; when transcription fails the client gets
     ``...input_audio_transcription.failed`` for that item and the session goes on."""
-    from openai import AsyncOpenAI
-
     from voxa.agent.stt import VoxaSTTService
 
     url, seen = server_with(lambda body: "Noted.")
@@ -604,10 +590,8 @@ def test_an_input_audio_item_is_transcribed_and_answered(eval_dir, monkeypatch):
         raise RuntimeError("the model is gone")
 
     async def main():
-        client = AsyncOpenAI(base_url=url + "/v1", api_key="none")
         got: list = []
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            await conn.recv()
+        async with conversation(url) as conn:
             item = {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": b64}]}
             await conn.conversation.item.create(item=item)
             heard = await until(conn, got, lambda e: e.type == "conversation.item.input_audio_transcription"
