@@ -262,14 +262,23 @@ def test_an_unsure_input_is_decoded_once(eval_dir, base, monkeypatch):
 def test_no_runt_batch_at_the_end(eval_dir, base, monkeypatch):
     """Once every input is read, windows that overflow the last batch by at most half a batch
     go in it: the 60 files pack into 17 windows, encoded as 8 + 9, not 8 + 8 + 1 (a window
-    decoded alone costs about as many decoder steps as a full batch)."""
+    decoded alone costs about as many decoder steps as a full batch). Only speech a decoded
+    window lost comes after them (retried pieces: found once the batch is decoded)."""
     files = librispeech(eval_dir)[0]
-    calls = _encodes(base, monkeypatch)
+    batches: list[tuple[int, bool]] = []  # (windows, all of them first tries)
+    real = base._decode
+
+    def decode(windows, *a, **kw):
+        batches.append((len(windows), all(p.retries == 0 for w in windows for p in w.pieces)))
+        return real(windows, *a, **kw)
+
+    monkeypatch.setattr(base, "_decode", decode)
     list(base.transcribe_many(files, language="en"))
-    assert sum(calls) == 17 and len(calls) == 2, calls
-    calls.clear()
+    first = [n for n, fresh in batches if fresh]
+    assert first == [8, 9] and all(fresh for _, fresh in batches[:2]), batches
+    batches.clear()
     list(base.transcribe_many(files, language="en", batch_size=4))  # 4 + 4 + 4 + 5
-    assert calls == [4, 4, 4, 5], calls
+    assert [n for n, fresh in batches if fresh] == [4, 4, 4, 5], batches
 
 
 def test_language_detection_packs_inputs_like_a_given_language(eval_dir, base, monkeypatch):
@@ -329,21 +338,27 @@ def test_a_window_ended_early_is_decoded_on_not_again(eval_dir, base, monkeypatc
     import voxa.asr
 
     files, refs = librispeech(eval_dir)
-    decoded: list[tuple[int, float, float]] = []  # (input, start, end) of every piece decoded
+    decoded: list[tuple[int, float, float, bool]] = []  # (input, start, end, alone) of every piece decoded
     real = voxa.asr.unpack
 
     def unpack(window, *a, **kw):
-        decoded.extend((p.file, p.start, p.start + p.duration) for p in window.pieces)
+        decoded.extend((p.file, p.start, p.start + p.duration, p.solo) for p in window.pieces)
         return real(window, *a, **kw)
 
     monkeypatch.setattr(voxa.asr, "unpack", unpack)
     out = list(base.transcribe_many(files, language="en"))
+    # A piece whose words packing lost (packing.starved) is decoded again alone, by design.
     twice = [(a, b) for n, a in enumerate(decoded) for b in decoded[n + 1:]
-             if a[0] == b[0] and a[1] < b[2] and b[1] < a[2]]
+             if a[0] == b[0] and a[1] < b[2] and b[1] < a[2] and not b[3]]
     assert not twice, twice
-    # no input lost its words on the way (and the WER guard of test_librispeech_wer_guard)
-    short = [(r, t.text) for r, t in zip(refs, out) if len(_norm(t.text).split()) < 0.7 * len(r.split())]
-    assert not short and wer(refs, [_norm(t.text) for t in out]) < 0.16, short
+    # No input lost its words on the way: one with far fewer words than its reference has at
+    # least those it gets decoded alone (whisper-base hears "THOU ALSO THOU ALSO" alone as
+    # "Davosu Davosu"; packed, it came out as "Because", the next file's first word, before
+    # packing.starved caught it). And the WER guard of test_librispeech_wer_guard.
+    short = [n for n, (r, t) in enumerate(zip(refs, out)) if len(_norm(t.text).split()) < 0.7 * len(r.split())]
+    lost = [(refs[n], out[n].text) for n in short
+            if len(_norm(out[n].text).split()) < len(_norm(base.transcribe(files[n], language="en").text).split())]
+    assert not lost and wer(refs, [_norm(t.text) for t in out]) < 0.16, lost
 
 
 def test_avg_logprob_is_whispers(eval_dir, base):

@@ -95,6 +95,21 @@ def test_starved_flags_skipped_speech():
     assert starved(w, segs[:1]) == {1}  # piece 1 got no words at all
 
 
+def test_starved_flags_a_short_piece_left_with_a_stray_word():
+    """A 2.8 s piece Whisper skipped whole, left with one word the aligner pulled back from the
+    next piece (0.35 words/s), is flagged; a short piece of a few words is not, nor is one
+    short word on its own in a piece of 1.2 s."""
+    w = Window("en")
+    for n, d in enumerate((8.0, 2.8, 2.5, 1.2, 8.0)):
+        w.add(piece(n, 0.0, d), 1.0)
+    segs = [(0, Segment(0, 0, 8, "x", words=[Word(i * 0.4, i * 0.4 + 0.3, " w", 0.9) for i in range(18)])),
+            (1, Segment(0, 1.8, 2.4, " Because", words=[Word(1.8, 2.4, " Because", 0.6)])),
+            (2, Segment(0, 0.2, 2.3, " Thou also thou also", words=[Word(0.2 + i * 0.5, 0.6 + i * 0.5, " w", 0.9) for i in range(4)])),
+            (3, Segment(0, 0.2, 0.8, " Yes.", words=[Word(0.2, 0.8, " Yes.", 0.9)])),
+            (4, Segment(0, 0, 8, "x", words=[Word(i * 0.4, i * 0.4 + 0.3, " w", 0.9) for i in range(18)]))]
+    assert starved(w, segs) == {1}
+
+
 def test_sentences_split_at_full_stops_and_pauses():
     ws = [Word(0, 0.3, " Hi.", 1), Word(0.4, 0.6, " I", 1), Word(0.7, 0.9, " am", 1),
           Word(2.5, 2.8, " here", 1)]

@@ -151,8 +151,12 @@ def leftovers(window: Window, covered: float, *, min_rest: float, max_retries: i
 
 # Whisper sometimes skips part of an utterance inside a packed window. The word alignment
 # shows it: the skipped audio is absorbed by one word stretched over seconds, or the piece
-# gets words far more sparsely than speech runs (2-3.5 words/s).
-MIN_WORD_RATE = 1.2
+# gets words far more sparsely than speech runs (2-3.5 words/s). A short piece Whisper skipped
+# whole may still get a word: the aligner pulls the next piece's first word back into it
+# ("THOU ALSO THOU ALSO", 2.8 s, came out as "Because", 0.35 words/s; the other 59 pieces of
+# the 60 LibriSpeech files run at 1.45 words/s or more).
+MIN_WORD_RATE = 1.2  # pieces of 3 s and more
+SHORT_MIN_WORD_RATE = 0.6  # pieces of 1.5-3 s
 MAX_WORD_S = 2.0
 
 
@@ -171,7 +175,9 @@ def starved(window: Window, segments: list[tuple[int, Segment]]) -> set[int]:
         if piece.solo or piece.retries >= 2:
             bad.discard(k)
             continue
-        if (n == 0 and piece.duration >= 1.0) or (piece.duration >= 3.0 and n / piece.duration < MIN_WORD_RATE):
+        rate = n / piece.duration
+        if (n == 0 and piece.duration >= 1.0) or (piece.duration >= 3.0 and rate < MIN_WORD_RATE) \
+                or (piece.duration >= 1.5 and rate < SHORT_MIN_WORD_RATE):
             bad.add(k)
     return bad
 
