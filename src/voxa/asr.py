@@ -679,6 +679,10 @@ class Whisper:
         segs = [s for s in segs if s["start"] < w.length - _PAST_END_S]
         for s in segs:
             s["text"] = tok.decode([t for t in s["tokens"] if t < tok.eot])
+        # The same, stamped just inside the end: a copy squeezed into the audio's last instant
+        # ("Water boils at 100 degrees Celsius." again at 2.26-2.32 s, 3 of 150 piper:joe takes).
+        segs = [s for s in segs if not _squeezed(s, w.length)]
+        for s in segs:
             s["start"], s["end"] = min(s["start"], w.length), min(max(s["end"], s["start"]), w.length)
             s["seek"] = 0
         return segs, complete
@@ -826,6 +830,18 @@ def encoder_frames(seconds: float) -> int:
 # A word or segment that starts this close to the end of a window's audio, or after it, has no
 # audio to be read from.
 _PAST_END_S = 0.05
+
+
+# Speech runs at up to ~6 words/s; a segment at the end of the audio that gives its words less
+# than this each was not read from it.
+_MIN_WORD_S = 0.05
+
+
+def _squeezed(seg: dict, length: float) -> bool:
+    """A segment of several words stamped into the last half second of the audio with far too
+    little time for them: Whisper saying the text again from the padding after the audio."""
+    n = len(seg["text"].split())
+    return n >= 2 and seg["start"] >= length - 0.5 and seg["end"] - seg["start"] < _MIN_WORD_S * n
 
 
 def _drop_past_end(segs: list[dict], length: float) -> None:
