@@ -217,20 +217,27 @@ def test_a_copy_squeezed_into_the_last_instant_is_dropped():
     assert not _squeezed(dict(start=1.9, end=2.3, text=" Thank you."), 2.35)
     assert not _squeezed(dict(start=0.0, end=2.26, text=copy["text"]), 2.35)
     assert not _squeezed(dict(copy, start=1.2, end=1.26), 9.0)  # not at the end: not this
+    # aligned words: the copy's six words all at 2.24 s of a 2.72 s clip (1 of 250 takes)
+    assert _squeezed(dict(copy, start=2.24, end=2.24), 2.72, aligned=True)
+    assert _squeezed(dict(copy, start=1.2, end=1.2), 9.0, aligned=True)
+    assert not _squeezed(dict(start=1.2, end=1.4, text=" of the"), 9.0, aligned=True)
 
 
 def test_a_short_clip_is_not_said_twice(base):
     """Whisper sometimes writes a short clip's sentence a second time, reading it from the
     padding after the audio; voxa printed it twice, the copy stamped at the end with no
-    duration (2 of 4 piper:joe takes of this 2.6 s sentence; faster-whisper: none). Piper's
-    takes differ (its noise is not seeded), so eight of them are tried."""
+    duration (2 of 4 piper:joe takes of this 2.6 s sentence; faster-whisper: none), and later
+    the copy squeezed into the last instant (4 of 400 takes). Piper's takes differ (its noise
+    is not seeded), so eight of them are tried; the copies' shapes are unit-tested above."""
     voice = voxa.load_voice("piper:joe")
     for _ in range(8):
         speech = voice.speak("Water boils at 100 degrees Celsius.")
         t = base.transcribe(audio.resample(speech.audio, speech.sample_rate, 16000), language="en")
         words = _norm(t.text).split()
-        assert words[:4] == ["water", "boils", "at", "100"] and words.count("water") == 1, t.text
-        assert len(words) <= 6, t.text  # "... 100 degrees celsius" or "... 100c", once
+        # once: "water ... 100 degrees celsius" or "... 100c" (a take may be misheard, "Water Boas
+        # at": 1 of 250; recognition is guarded elsewhere, repetition here)
+        assert words[0] == "water" and "100" in words[:5] and words.count("water") == 1, t.text
+        assert len(words) <= 6, t.text
         assert all(seg.end - seg.start > 0.05 for seg in t.segments), t.segments
 
 

@@ -837,25 +837,36 @@ _PAST_END_S = 0.05
 _MIN_WORD_S = 0.05
 
 
-def _squeezed(seg: dict, length: float) -> bool:
-    """A segment of several words stamped into the last half second of the audio with far too
-    little time for them: Whisper saying the text again from the padding after the audio."""
+def _squeezed(seg: dict, length: float, *, aligned: bool = False) -> bool:
+    """A segment (or run of words) of several words stamped into the last half second of the
+    audio with far too little time for them: Whisper saying the text again from the padding
+    after the audio. ``aligned`` words with one 20 ms frame or less each were not read from any
+    part of the audio."""
     n = len(seg["text"].split())
-    return n >= 2 and seg["start"] >= length - 0.5 and seg["end"] - seg["start"] < _MIN_WORD_S * n
+    span = seg["end"] - seg["start"]
+    return n >= 2 and ((seg["start"] >= length - 0.5 and span < _MIN_WORD_S * n) or (aligned and span <= 0.02 * n))
 
 
 def _drop_past_end(segs: list[dict], length: float) -> None:
-    """Drop aligned words that start after the window's audio ends (``length``, window time).
+    """Drop aligned words that start after the window's audio ends (``length``, window time),
+    and a run of words squeezed into its last instant (:func:`_squeezed`).
 
     Whisper sometimes writes a short window's text a second (third) time; with no audio left,
     the aligner puts those words in the padding after the audio, where they were stamped as
     zero-length words at the end ("Water boils at 100 degrees Celsius." said twice for a 2.6 s
-    clip). A segment that loses words gets its text from the words it keeps."""
+    clip), or all at the audio's last instant (1 of 250 piper:joe takes: the copy's six words at
+    2.24 s of 2.72). A segment that loses words gets its text from the words it keeps."""
     for s in segs:
         words = s.get("words")
         if not words:
             continue
         keep = [x for x in words if x["start"] < length - _PAST_END_S]
+        cut = len(keep)
+        for k in range(2, len(keep) + 1):  # the longest squeezed run at the end
+            run = dict(start=keep[-k]["start"], end=keep[-1]["end"], text=" w" * k)
+            if _squeezed(run, length, aligned=True):
+                cut = len(keep) - k
+        keep = keep[:cut]
         if len(keep) < len(words):
             s["words"] = keep
             s["text"] = "".join(x["word"] for x in keep)
