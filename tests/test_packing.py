@@ -72,6 +72,10 @@ def test_split_words_gives_a_word_stretched_across_a_gap_to_the_piece_it_ends_in
     words[1] = dict(word=" dog.", start=4.0, end=6.3, probability=0.9)
     out = split_words(w, words[1:])
     assert [x.word for x in out[0]] == [" dog."]
+    # ...closing quotes included ("...and folks are all sleeping." went to the next file)
+    words[1] = dict(word=' sleeping."', start=4.0, end=6.3, probability=0.9)
+    out = split_words(w, words[1:])
+    assert [x.word for x in out[0]] == [' sleeping."']
 
 
 def test_leftovers_requeue_what_the_decoder_did_not_reach():
@@ -114,6 +118,8 @@ def test_sentences_split_at_full_stops_and_pauses():
     ws = [Word(0, 0.3, " Hi.", 1), Word(0.4, 0.6, " I", 1), Word(0.7, 0.9, " am", 1),
           Word(2.5, 2.8, " here", 1)]
     assert [[w.word for w in s] for s in sentences(ws)] == [[" Hi."], [" I", " am"], [" here"]]
+    ws[0] = Word(0, 0.3, ' "Hi."', 1)
+    assert [[w.word for w in s] for s in sentences(ws)][0] == [' "Hi."']
 
 
 def test_together_false_gives_one_window_per_piece():

@@ -188,10 +188,17 @@ def _owner(window: Window, start: float, end: float, word: str) -> int:
     end lies in, unless it ends a sentence."""
     k = window.locate((start + end) / 2)
     j = window.locate(end)
-    if j > k and end > window.offsets[j] and start < window.offsets[j] \
-            and not word.rstrip().endswith((".", "?", "!", "。", "？", "！")):
+    if j > k and end > window.offsets[j] and start < window.offsets[j] and not _ends_sentence(word):
         return j
     return k
+
+
+_CLOSERS = " \"'”’»)]"
+
+
+def _ends_sentence(word: str) -> bool:
+    """Does the word end a sentence (closing quotes and brackets aside: 'sleeping."')?"""
+    return word.rstrip(_CLOSERS).endswith((".", "?", "!", "。", "？", "！"))
 
 
 def split_words(window: Window, words: list[dict]) -> dict[int, list[Word]]:
@@ -215,7 +222,7 @@ def sentences(words: list[Word], pause: float = 0.8, max_len: float = 12.0) -> l
         if cur and (w.start - cur[-1].end > pause or w.end - cur[0].start > max_len):
             out.append([])
         out[-1].append(w)
-        if w.word.rstrip().endswith((".", "?", "!", "。", "？", "！")) and i + 1 < len(words):
+        if _ends_sentence(w.word) and i + 1 < len(words):
             out.append([])
     return [o for o in out if o]
 
