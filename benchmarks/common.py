@@ -23,6 +23,10 @@ def version(dist: str) -> str:
 
 def machine_facts(libs: tuple[str, ...]) -> list[str]:
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo") if ln.startswith("flags")), []))
+    # CTranslate2 and onnxruntime pick kernels by these; the words of int8 models differ with them
+    simd = next((f for f in ("avx512_vnni", "avx512f", "avx2", "avx") if f in flags), "no AVX")
+    cpu = f"{cpu} ({simd})"
     mem = next((int(ln.split()[1]) for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), 0)
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True).stdout
