@@ -45,7 +45,6 @@ def _format(name: str) -> dict:
     return _format_obj(name)
 
 
-
 class Responses:
     """The response under way: mixed into :class:`~.conversation.Conversation`, whose
     ``__init__`` sets the state these methods use (``response``, ``reply``, ``out_ms``...)."""
