@@ -211,16 +211,16 @@ def test_a_copy_squeezed_into_the_last_instant_is_dropped():
     the sentence again, stamped 2.26-2.32 s. A real short last segment is kept."""
     from voxa.asr import _squeezed
 
-    copy = dict(start=2.26, end=2.32, text=" Water boils at 100 degrees Celsius.")
-    assert _squeezed(copy, 2.35)
-    assert _squeezed(dict(copy, start=2.3, end=2.3), 2.35)
-    assert not _squeezed(dict(start=1.9, end=2.3, text=" Thank you."), 2.35)
-    assert not _squeezed(dict(start=0.0, end=2.26, text=copy["text"]), 2.35)
-    assert not _squeezed(dict(copy, start=1.2, end=1.26), 9.0)  # not at the end: not this
+    six = len(" Water boils at 100 degrees Celsius.".split())  # the copy: 2.26-2.32 s
+    assert _squeezed(2.26, 2.32, six, 2.35)
+    assert _squeezed(2.3, 2.3, six, 2.35)
+    assert not _squeezed(1.9, 2.3, 2, 2.35)  # " Thank you."
+    assert not _squeezed(0.0, 2.26, six, 2.35)
+    assert not _squeezed(1.2, 1.26, six, 9.0)  # not at the end: not this
     # aligned words: the copy's six words all at 2.24 s of a 2.72 s clip (1 of 250 takes)
-    assert _squeezed(dict(copy, start=2.24, end=2.24), 2.72, aligned=True)
-    assert _squeezed(dict(copy, start=1.2, end=1.2), 9.0, aligned=True)
-    assert not _squeezed(dict(start=1.2, end=1.4, text=" of the"), 9.0, aligned=True)
+    assert _squeezed(2.24, 2.24, six, 2.72, aligned=True)
+    assert _squeezed(1.2, 1.2, six, 9.0, aligned=True)
+    assert not _squeezed(1.2, 1.4, 2, 9.0, aligned=True)  # " of the"
 
 
 def test_a_short_clip_is_not_said_twice(base):

@@ -681,7 +681,7 @@ class Whisper:
             s["text"] = tok.decode([t for t in s["tokens"] if t < tok.eot])
         # The same, stamped just inside the end: a copy squeezed into the audio's last instant
         # ("Water boils at 100 degrees Celsius." again at 2.26-2.32 s, 3 of 150 piper:joe takes).
-        segs = [s for s in segs if not _squeezed(s, w.length)]
+        segs = [s for s in segs if not _squeezed(s["start"], s["end"], len(s["text"].split()), w.length)]
         for s in segs:
             s["start"], s["end"] = min(s["start"], w.length), min(max(s["end"], s["start"]), w.length)
             s["seek"] = 0
@@ -837,14 +837,13 @@ _PAST_END_S = 0.05
 _MIN_WORD_S = 0.05
 
 
-def _squeezed(seg: dict, length: float, *, aligned: bool = False) -> bool:
-    """A segment (or run of words) of several words stamped into the last half second of the
-    audio with far too little time for them: Whisper saying the text again from the padding
-    after the audio. ``aligned`` words with one 20 ms frame or less each were not read from any
-    part of the audio."""
-    n = len(seg["text"].split())
-    span = seg["end"] - seg["start"]
-    return n >= 2 and ((seg["start"] >= length - 0.5 and span < _MIN_WORD_S * n) or (aligned and span <= 0.02 * n))
+def _squeezed(start: float, end: float, n: int, length: float, *, aligned: bool = False) -> bool:
+    """``n`` words (a segment, or a run of aligned words) stamped from ``start`` to ``end``
+    into the last half second of ``length`` s of audio with far too little time for them:
+    Whisper saying the text again from the padding after the audio. ``aligned`` words with one
+    20 ms frame or less each were not read from any part of the audio."""
+    span = end - start
+    return n >= 2 and ((start >= length - 0.5 and span < _MIN_WORD_S * n) or (aligned and span <= 0.02 * n))
 
 
 def _drop_past_end(segs: list[dict], length: float) -> None:
@@ -863,8 +862,7 @@ def _drop_past_end(segs: list[dict], length: float) -> None:
         keep = [x for x in words if x["start"] < length - _PAST_END_S]
         cut = len(keep)
         for k in range(2, len(keep) + 1):  # the longest squeezed run at the end
-            run = dict(start=keep[-k]["start"], end=keep[-1]["end"], text=" w" * k)
-            if _squeezed(run, length, aligned=True):
+            if _squeezed(keep[-k]["start"], keep[-1]["end"], k, length, aligned=True):
                 cut = len(keep) - k
         keep = keep[:cut]
         if len(keep) < len(words):

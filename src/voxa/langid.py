@@ -86,10 +86,11 @@ def _bar(lang: str, prior: Counter | None) -> float:
     """The evidence needed to decide ``lang`` without more: ``AGAINST_PRIOR`` when most inputs
     of the call (80% of those sure so far, at least ``PRIOR_INPUTS``) are sure of another
     language, else ``THRESHOLD``."""
-    if prior and sum(prior.values()) >= PRIOR_INPUTS and lang != prior.most_common(1)[0][0] \
-            and prior.most_common(1)[0][1] >= 0.8 * sum(prior.values()):
-        return AGAINST_PRIOR
-    return THRESHOLD
+    sure = sum(prior.values()) if prior else 0
+    if sure < PRIOR_INPUTS:
+        return THRESHOLD
+    top, count = prior.most_common(1)[0]
+    return AGAINST_PRIOR if lang != top and count >= 0.8 * sure else THRESHOLD
 
 
 def decide(vote: Vote, *, allowed: tuple[str, ...] | None, prior: Counter, hint: str | None

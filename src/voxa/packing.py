@@ -13,6 +13,7 @@ segment timestamps suffice.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -193,7 +194,7 @@ def _owner(window: Window, start: float, end: float, word: str) -> int:
     return k
 
 
-_CLOSERS = " \"'”’»)]"
+_CLOSERS = "\"'”’»)]" + string.whitespace
 
 
 def _ends_sentence(word: str) -> bool:
