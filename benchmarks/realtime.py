@@ -51,6 +51,7 @@ async def session(url: str, clips: list[np.ndarray]) -> list[dict]:
             "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}})
         while (await conn.recv()).type != "session.updated":
             pass
+        base_ms = 0.0  # the session's audio clock at the start of this clip
         for x in clips:
             onset, end = speech_span(x)
             z = np.concatenate([np.zeros(8000, np.float32), x, np.zeros(16000, np.float32)])
@@ -65,21 +66,27 @@ async def session(url: str, clips: list[np.ndarray]) -> list[dict]:
                     await asyncio.sleep(max(0.0, t0 + (k + 1) * 0.1 - time.perf_counter()))
 
             sender = asyncio.create_task(send())
-            texts, deltas = [], {}
+            texts, deltas, streamed, timed = [], {}, {}, {}
             async for ev in conn:
                 now = time.perf_counter()
                 if ev.type.endswith("transcription.delta"):
                     row.setdefault("delta", now)
                     deltas[ev.item_id] = deltas.get(ev.item_id, "") + ev.delta
+                    timed.setdefault(ev.item_id, []).append((now, ev.delta))
                 elif ev.type == "input_audio_buffer.speech_started":
                     row.setdefault("started", now)
+                elif ev.type == "input_audio_buffer.speech_stopped":  # what came while the person spoke
+                    stop = t0 + (ev.audio_end_ms - base_ms) / 1000  # the session's audio clock, on ours
+                    streamed[ev.item_id] = "".join(d for t, d in timed.get(ev.item_id, []) if t <= stop)
                 elif ev.type.endswith("transcription.completed"):
                     row.setdefault("prefix", []).append(ev.transcript.startswith(deltas.get(ev.item_id, "")))
+                    row.setdefault("items", []).append((streamed.get(ev.item_id, ""), ev.transcript))
                     texts.append(ev.transcript)
                     row["completed"] = now
                     if now >= row["end"]:
                         break
             await sender
+            base_ms += len(pcm) / 48
             row["text"] = " ".join(texts)
             rows.append(row)
             print(f"first delta {1000 * (row.get('delta', np.nan) - row['onset']):6.0f} ms, completed "
@@ -94,7 +101,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from voxa import audio
-    from voxa.evaluate import wer
+    from voxa.evaluate import normalize, wer
     from voxa.server import create_app, serve_in_background
     from voxa.server.config import ServerConfig
 
@@ -106,6 +113,11 @@ def main(argv=None) -> int:
     first = [1000 * (r["delta"] - r["onset"]) for r in rows if "delta" in r]
     started = [1000 * (r["started"] - r["onset"]) for r in rows if "started" in r]
     prefix = [ok for r in rows for ok in r.get("prefix", [])]
+    items = [it for r in rows for it in r.get("items", [])]
+    said, done = [normalize(d).split() for d, _ in items], [normalize(t).split() for _, t in items]
+    coverage = 100 * sum(map(len, said)) / max(1, sum(map(len, done)))
+    streamed = [(" ".join(t[:len(d)]), " ".join(d)) for d, t in zip(said, done) if d]
+    delta_wer = 100 * wer([t for t, _ in streamed], [d for _, d in streamed])
     done = [1000 * (r["completed"] - r["end"]) for r in rows]
     w = 100 * wer([ref for _, ref in todo], [r["text"] for r in rows])
     p = lambda v, q: float(np.percentile(v, q))  # noqa: E731
@@ -122,7 +134,10 @@ def main(argv=None) -> int:
         f"| completed after the end of the speech (incl. the 500 ms pause) | {p(done, 50):.0f} ms | "
         f"{p(done, 90):.0f} ms | {max(done):.0f} ms |", "",
         f"Utterances with a delta: {len(first)} of {len(rows)}. Items whose deltas join into the start of their "
-        f"completed transcript: {sum(prefix)} of {len(prefix)}. WER of the completed transcripts: {w:.1f}%.", ""]
+        f"completed transcript: {sum(prefix)} of {len(prefix)}. WER of the completed transcripts: {w:.1f}%.", "",
+        f"Streamed while the person spoke (deltas before `speech_stopped`): {coverage:.0f}% of the completed "
+        f"transcripts' words; those deltas' WER against the same number of the completed transcript's first "
+        f"words: {delta_wer:.1f}%. The completed transcript is the authority: a delta never takes text back.", ""]
     return write_report(args.out, "\n".join(lines), [])
 
 

@@ -74,6 +74,38 @@ def test_agreement_is_the_shared_prefix_before_the_tail():
     assert _agreement([], b, before=10) == 0
 
 
+class _OneWord:
+    """A decoder that always hears one word at once (for the recogniser's timing logic)."""
+
+    name = "one-word"
+
+    def decode_clips(self, clips, languages, **kw):
+        return [([Word(0.0, 0.3, " yes", 0.9)], "en") for _ in clips]
+
+
+def test_interims_come_at_every_push_in_an_utterances_first_seconds(eval_dir):
+    """Deltas need two interims that agree (issue 22: first delta <= 500 ms after the onset): in an
+    utterance's first 1.5 s a stream alone gets an interim for every 100 ms push the decoder
+    keeps up with, then one every interim_s (0.4 s)."""
+    pcm = audio.decode(eval_dir / "librispeech-test-other-Resemblyzer/1688-142285-0003.flac")
+    pcm = np.concatenate([np.zeros(8000, np.float32), pcm, np.zeros(16000, np.float32)])
+    events = []
+    sch = Scheduler(_OneWord())
+    rec = Recognizer(sch, events.append, StreamOptions(endpointing_ms=500))
+    for i in range(0, pcm.size, 1600):
+        rec.push(pcm[i:i + 1600])
+        assert rec.wait(10)
+    rec.close(10)
+    sch.stop()
+    interims = [e for e in events if isinstance(e, StreamResult) and not e.is_final]
+    start = interims[0].start  # the first utterance's, preroll included
+    ends = [round(e.start + e.duration - start, 3) for e in interims if e.start == start]
+    early = [t for t in ends if t < 1.5]
+    assert len(early) >= 8 and max(np.diff(early)) <= 0.13, ends
+    later = np.diff(ends[len(early) - 1:])  # (a speculative final demoted to an interim can come sooner)
+    assert later[0] >= 0.35 and np.median(later) >= 0.35, ends
+
+
 def test_finalize_with_nothing_said_still_answers(eval_dir, tiny):
     events = []
     sch = Scheduler(tiny)

@@ -1,8 +1,8 @@
 """One live stream: audio in as it arrives, interim and final words out (see :mod:`voxa.streaming`).
 
 Silero VAD judges every 32 ms frame (``vad.StreamingVad``), and silence is never decoded. While
-someone speaks, the utterance so far is decoded again every ``interim_s`` of new audio (greedy)
-and sent as an interim result. When the voice stops for ``speculate_ms`` the utterance is decoded
+someone speaks, the utterance so far is decoded again every ``interim_s`` of new audio (greedy;
+in its first 1.5 s as often as the decoder allows) and sent as an interim result. When the voice stops for ``speculate_ms`` the utterance is decoded
 once more, as a final would be; if the silence then lasts ``endpointing_ms`` that decode is
 usually done already, so the final goes out at the endpoint with no wait. If speech resumes
 instead, the decode counts as an interim, and one not yet started is decoded as an interim, without
@@ -48,6 +48,7 @@ _BEAM_FROM_MS = 500  # endpointing from which finals are decoded with a beam (St
 # The article's client and voxa's agent ask for 300 ms.
 ENDPOINTING_MS = 400
 _MAX_CLIP_S = 28.0  # a clip with its lookback stays inside Whisper's 30 s window
+_EARLY_S = 1.5  # interims as often as the decoder allows for an utterance's first seconds
 
 Event = SpeechStarted | StreamResult | UtteranceEnd | WakeDetection
 
@@ -349,7 +350,10 @@ class Recognizer:
         wanted = o.interim_results or length >= o.commit_s * SAMPLE_RATE
         if not wanted:
             return
-        step = o.interim_s / 2 if length < 1.5 * SAMPLE_RATE else o.interim_s  # first words sooner
+        # The first words as soon as two interims agree on them: in an utterance's first 1.5 s
+        # every new push asks for one (a newer interim replaces one still waiting, so alone a
+        # stream keeps the decoder busy for that time at most); then one every interim_s.
+        step = FRAME / SAMPLE_RATE if length < _EARLY_S * SAMPLE_RATE else o.interim_s
         step = max(step, self.scheduler.interim_period())  # under load, interims make room for finals
         if self._decoded == 0 or length - self._decoded >= step * SAMPLE_RATE:
             self._submit("interim")

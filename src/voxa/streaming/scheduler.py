@@ -52,7 +52,7 @@ class Scheduler:
         _BUSY of the worker's time, leaving room for finals."""
         speaking = sum(1 for r in self._streams if r.speaking)
         if speaking <= 1:  # no other stream's final to make room for: as often as a decode takes
-            return self._job_cost
+            return 0.0  # (a newer interim replaces one waiting; a period here only rounds up to pushes)
         return speaking * self._job_cost / _BUSY
 
     def register(self, rec: Recognizer) -> None:

@@ -5,8 +5,8 @@ Each utterance the voice detector finds is one user item: ``input_audio_buffer.s
 speaks, and at the end of the utterance ``speech_stopped``, ``committed``, the item
 (``conversation.item.added``, beta ``conversation.item.created``) and ``...completed`` with the
 whole transcript. Deltas come from the recogniser's interim results: the words two interims
-in a row agree on (whisper_streaming's LocalAgreement-2), sent only when they extend what has been
-sent, so the deltas of an item join into a prefix of what was said; ``completed`` carries the
+in a row agree on (whisper_streaming's LocalAgreement-2, with two rules for interims close together:
+``wire.Settled``), sent only when they extend what has been sent, so the deltas of an item join into a prefix of what was said; ``completed`` carries the
 final transcript, which may still differ from the deltas in the last words.
 
 ``server_vad``: ``threshold`` is Silero's speech threshold, ``silence_duration_ms`` the
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .wire import AudioIn, BadEvent, Settings, agreed, event, new_id, settled_text, user_item_done, word_key
+from .wire import AudioIn, BadEvent, Settings, Settled, delta_after, event, new_id, settled_text, user_item_done
 
 log = logging.getLogger("voxa.server.realtime")
 
@@ -39,7 +39,7 @@ class TranscriptionSession:
         self.previous: str | None = None  # the last committed item
         self.sent = ""  # delta text sent for the current item
         self.text: list[str] = []  # finals of the current item
-        self.last: list[str] = []  # words of the latest interim
+        self.settled = Settled()  # which words of the item's interims can go out as deltas
         self.start_ms = 0
         self.commits: list[asyncio.Future] = []  # manual commits waiting for their final
         self.used_s = 0.0
@@ -59,6 +59,7 @@ class TranscriptionSession:
             opts.silence_end_ms = 10**9  # the client decides where an item ends
             opts.utterance_end_ms = None
         self.audio = AudioIn(self.s.input_format)
+        self.settled.clear()
         loop = asyncio.get_running_loop()
         self.rec = Recognizer(self.scheduler, lambda e: loop.call_soon_threadsafe(self.events.put_nowait, e), opts)
         self.pump = asyncio.create_task(self._pump())
@@ -142,6 +143,7 @@ class TranscriptionSession:
     async def _started(self, ms: int) -> None:
         if self.item is None:
             self.item, self.sent, self.text, self.start_ms = new_id("item"), "", [], ms
+            self.settled.clear()
             await self.send(event("input_audio_buffer.speech_started", audio_start_ms=ms, item_id=self.item))
 
     async def _result(self, r) -> None:
@@ -153,7 +155,7 @@ class TranscriptionSession:
         if not r.is_final:
             await self._delta(" ".join([*self.text, self._settled(r)]).strip())
             return
-        self.last = []
+        self.settled.clear()
         if r.text:
             self.text.append(r.text)
             await self._delta(" ".join(self.text).strip())
@@ -164,13 +166,9 @@ class TranscriptionSession:
                 self.commits.pop(0).set_result(True)
 
     def _settled(self, r) -> str:
-        """The interim's words that can go out as deltas: those the previous interim agrees on
-        (LocalAgreement-2). Sending words before a second interim confirms them (a word well
-        inside the audio with probability >= 0.6) brought the first delta no sooner and broke
-        the deltas of 13 items in 24 (benchmarks/realtime.py): interims come every ~0.28 s."""
-        words, keys = r.words, [word_key(w.word) for w in r.words]
-        n, self.last = agreed(self.last, keys), keys
-        return "".join(w.word for w in words[:n]).strip()
+        """The interim's words that can go out as deltas (:class:`.wire.Settled`)."""
+        n = self.settled(r, extending=bool(self.sent))
+        return "".join(w.word for w in r.words[:n]).strip()
 
     def _open_quietly(self, r) -> None:
         """Manual commits: an item starts with its first words; no speech_started is sent."""
@@ -179,9 +177,9 @@ class TranscriptionSession:
     async def _delta(self, text: str) -> None:
         if self.s.turn.kind is None:
             return  # manual commits: the transcript comes after the commit
-        text = settled_text(text)
-        if text.startswith(self.sent) and len(text) > len(self.sent):
-            delta, self.sent = text[len(self.sent):], text
+        delta = delta_after(self.sent, settled_text(text))
+        if delta:
+            self.sent += delta
             await self.send(event("conversation.item.input_audio_transcription.delta", item_id=self.item,
                                   content_index=0, delta=delta))
 

@@ -10,8 +10,9 @@ import json
 import logging
 
 from ...agent.wire import Pace
+from ...types import StreamResult
 from .conversation import Conversation
-from .wire import BadEvent, agreed, error, event, new_id, settled_text, user_item_done, word_key
+from .wire import BadEvent, Settled, delta_after, error, event, new_id, settled_text, user_item_done
 
 log = logging.getLogger("voxa.server.realtime")
 
@@ -89,7 +90,7 @@ def pieces():
             self.conv = conv
             self.item: dict | None = None
             self.finals: list[str] = []
-            self.last: list[str] = []  # the words of the latest interim
+            self.settled = Settled()  # which words of the item's interims can go out as deltas
             self.sent = ""
             self.start_ms = 0
             self.since_ms = 0  # manual turns: where the audio of the next commit starts
@@ -109,12 +110,12 @@ def pieces():
                     await conv.send(event("input_audio_buffer.speech_stopped", audio_end_ms=max(end, self.start_ms),
                                           item_id=self.item["id"]))
                 elif isinstance(frame, InterimTranscriptionFrame) and direction == FrameDirection.DOWNSTREAM:
-                    await self._delta(" ".join([*self.finals, self._settled(frame.text)]).strip())
+                    await self._delta(" ".join([*self.finals, self._settled(frame)]).strip())
                 elif isinstance(frame, TranscriptionFrame) and direction == FrameDirection.DOWNSTREAM:
                     if self.item is None:
                         await self._open(conv.audio.ms)
                     self.finals.append(frame.text.strip())
-                    self.last = []
+                    self.settled.clear()
                     await self._delta(" ".join(self.finals).strip())
                 elif isinstance(frame, UserStoppedSpeakingFrame) and direction == FrameDirection.UPSTREAM \
                         and self.item is not None:
@@ -159,22 +160,24 @@ def pieces():
         async def _open(self, ms: int) -> None:
             if self.item is None:
                 self.item = {"id": new_id("item")}  # the user item being spoken (made whole at its commit)
-                self.finals, self.last, self.sent, self.start_ms = [], [], "", max(ms, 0)
+                self.finals, self.sent, self.start_ms = [], "", max(ms, 0)
+                self.settled.clear()
                 await self.conv.send(event("input_audio_buffer.speech_started", audio_start_ms=self.start_ms,
                                            item_id=self.item["id"]))
 
-        def _settled(self, text: str) -> str:
-            """The words of an interim that the one before agrees on (LocalAgreement-2, as in
-            transcription sessions): an interim's last words still change."""
-            words = text.split()
-            keys = [word_key(w) for w in words]
-            n, self.last = agreed(self.last, keys), keys
-            return " ".join(words[:n])
+        def _settled(self, frame) -> str:
+            """The words of an interim that can go out as deltas, as in transcription sessions
+            (:class:`.wire.Settled`; voxa's STT service puts the recogniser's result on the frame)."""
+            result = getattr(frame, "result", None)
+            if not isinstance(result, StreamResult):
+                return ""
+            n = self.settled(result, extending=bool(self.sent))
+            return "".join(w.word for w in result.words[:n]).strip()
 
         async def _delta(self, text: str) -> None:
-            text = settled_text(text)
-            if self.item is not None and text.startswith(self.sent) and len(text) > len(self.sent):
-                delta, self.sent = text[len(self.sent):], text
+            delta = delta_after(self.sent, settled_text(text)) if self.item is not None else ""
+            if delta:
+                self.sent += delta
                 await self.conv.send(event("conversation.item.input_audio_transcription.delta",
                                            item_id=self.item["id"], content_index=0, delta=delta))
 

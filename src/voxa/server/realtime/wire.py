@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import difflib
 import itertools
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...audio import from_pcm16, g711_decode, g711_encode, resample
+from ...guards import word_key
 
 FORMATS = {"audio/pcm": ("pcm", 24000), "pcm16": ("pcm", 24000), "audio/pcmu": ("pcmu", 8000),
            "g711_ulaw": ("pcmu", 8000), "audio/pcma": ("pcma", 8000), "g711_alaw": ("pcma", 8000)}
@@ -241,10 +243,6 @@ def update(s: Settings, session: dict, *, beta: bool) -> None:
 
 
 # --------------------------------------------------------------------------- user items
-def word_key(word: str) -> str:
-    return "".join(c for c in word.lower() if c.isalnum())
-
-
 def settled_text(text: str) -> str:
     """An item's transcript so far, as its deltas send it: without the punctuation after the last
     word (it may still change), and starting with a capital, as the completed transcript of a
@@ -253,10 +251,69 @@ def settled_text(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+# Which words of a user item's interims go out as deltas (``Settled``). In an utterance's first 1.5 s
+# interims come as often as the decoder allows (~0.1 s apart, voxa.streaming.recognizer), so the
+# first words can go out once two of them agree; but two interims that close often share a guess at
+# a word cut by the end of the audio ("I will" for "I really"). Measured over 20 LibriSpeech
+# utterances at real-time pace, four runs (a replay of recorded interims): an agreed word must end
+# SETTLE_S before the interim's audio, and once an item has deltas its next words must agree with
+# an interim at least AGAIN_S older. First delta 427-520 ms p50 after the onset (635 ms with
+# interims 0.2-0.3 s apart and LocalAgreement-2 alone); items whose deltas are a prefix of their
+# completed words 13/23 (15-16/23 before; 10-11/23 without the two rules).
+SETTLE_S = 0.1
+AGAIN_S = 0.2
+
+
 def agreed(last: list[str], keys: list[str]) -> int:
     """How many leading words of an interim (``keys``, see :func:`word_key`) the interim before
-    (``last``) agrees on: whisper_streaming's LocalAgreement-2. Those can go out as deltas."""
+    (``last``) agrees on: whisper_streaming's LocalAgreement-2."""
     return next((i for i, (a, b) in enumerate(zip(last, keys)) if a != b), min(len(last), len(keys)))
+
+
+class Settled:
+    """The words of a user item's interims that can go out as deltas (see SETTLE_S above). Call
+    with each interim (a :class:`voxa.types.StreamResult`); ``clear`` after each final, whose
+    words are settled by definition and after which interims cover only the audio that follows."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, list[str]]] = []  # recent interims: audio end, word keys
+
+    def clear(self) -> None:
+        self.seen = []
+
+    def __call__(self, result, *, extending: bool) -> int:
+        """How many leading words of ``result`` are settled; ``extending``: the item has deltas."""
+        words, end = result.words, result.start + result.duration
+        keys = [word_key(w.word) for w in words]
+        gap = AGAIN_S if extending else 0.0
+        before = next((k for e, k in reversed(self.seen) if e <= end - gap + 1e-6), None)
+        self.seen = [(e, k) for e, k in self.seen if e > end - 1.0] + [(end, keys)]
+        n = agreed(before, keys) if before is not None else 0
+        while n and words[n - 1].end > end - SETTLE_S:
+            n -= 1
+        return n
+
+
+def delta_after(sent: str, text: str) -> str:
+    """The delta that follows ``sent`` (an item's deltas so far) for its newer text ``text``: the
+    rest of ``text`` when it goes on from ``sent``; when it does not (an interim or the final heard
+    a word otherwise, or punctuated it otherwise), the words of ``text`` after the point where
+    ``sent``'s words end in it (aligned with difflib, a word heard otherwise standing for itself),
+    so the deltas go on as a live caption instead of stopping at the first changed word. The
+    completed transcript is the authority. Over 20 LibriSpeech items at real-time pace, 85% of
+    the completed words came as deltas before it this way, 72% without."""
+    if text.startswith(sent):
+        return text[len(sent):]
+    old, new = [word_key(w) for w in sent.split()], text.split()
+    j = 0  # where the last of ``old`` is, in ``new``
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, [word_key(w) for w in new], autojunk=False).get_opcodes():
+        if tag == "equal" or (tag == "insert" and i1 < len(old)):
+            j = j2
+        elif tag == "replace":
+            j = min(j2, j1 + i2 - i1)
+        elif tag == "delete":
+            j = j1
+    return " " + " ".join(new[j:]) if j < len(new) else ""
 
 
 def user_item_done(item_id: str, previous: str | None, transcript: str, sent: str, seconds: float, *,
@@ -269,9 +326,10 @@ def user_item_done(item_id: str, previous: str | None, transcript: str, sent: st
     events = [event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous),
               event("conversation.item.created" if beta else "conversation.item.added", item=copy.deepcopy(item),
                     previous_item_id=previous)]
-    if deltas and transcript.startswith(sent) and len(transcript) > len(sent):
+    rest = delta_after(sent, transcript) if deltas else ""
+    if rest:
         events.append(event("conversation.item.input_audio_transcription.delta", item_id=item_id,
-                            content_index=0, delta=transcript[len(sent):]))
+                            content_index=0, delta=rest))
     events.append(event("conversation.item.input_audio_transcription.completed", item_id=item_id, content_index=0,
                         transcript=transcript, usage={"type": "duration", "seconds": round(max(seconds, 0.0), 3)}))
     item["content"][0]["transcript"] = transcript
