@@ -5,9 +5,10 @@ Each utterance the voice detector finds is one user item: ``input_audio_buffer.s
 speaks, and at the end of the utterance ``speech_stopped``, ``committed``, the item
 (``conversation.item.added``, beta ``conversation.item.created``) and ``...completed`` with the
 whole transcript. Deltas come from the recogniser's interim results: the words two interims
-in a row agree on (whisper_streaming's LocalAgreement-2, with two rules for interims close together:
-``wire.Settled``), sent only when they extend what has been sent, so the deltas of an item join into a prefix of what was said; ``completed`` carries the
-final transcript, which may still differ from the deltas in the last words.
+in a row agree on (whisper_streaming's LocalAgreement-2, with two rules for interims close
+together: ``wire.Settled``). Deltas only add text: when a later interim or the final hears a word
+already sent otherwise, the words after it still go out (``wire.delta_after``), and
+``completed`` carries the final transcript, which is the one to keep.
 
 ``server_vad``: ``threshold`` is Silero's speech threshold, ``silence_duration_ms`` the
 endpointing pause, ``prefix_padding_ms`` the audio kept before the onset. ``semantic_vad``: its

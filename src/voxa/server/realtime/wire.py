@@ -285,7 +285,7 @@ class Settled:
         """How many leading words of ``result`` are settled; ``extending``: the item has deltas."""
         words, end = result.words, result.start + result.duration
         keys = [word_key(w.word) for w in words]
-        gap = AGAIN_S if extending else 0.0
+        gap = AGAIN_S if extending else 0.03  # (not an interim of the same audio: no new evidence)
         before = next((k for e, k in reversed(self.seen) if e <= end - gap + 1e-6), None)
         self.seen = [(e, k) for e, k in self.seen if e > end - 1.0] + [(end, keys)]
         n = agreed(before, keys) if before is not None else 0
