@@ -285,16 +285,16 @@ def test_which_words_of_interims_go_out_as_deltas():
         return StreamResult(0.0, end, [Word(s, e, t, 0.9) for t, s, e in words], False)
 
     settled = Settled()
-    assert settled(interim(0.40, (" I", 0.1, 0.2), (" will", 0.25, 0.34)), extending=False) == 0  # nothing before
-    assert settled(interim(0.50, (" I", 0.1, 0.2), (" will,", 0.25, 0.44)), extending=False) == 1  # "will" too late
-    assert settled(interim(0.60, (" I", 0.1, 0.2), (" really", 0.25, 0.45)), extending=True) == 1  # as at 0.40
+    assert settled(interim(0.40, (" I", 0.1, 0.2), (" will", 0.25, 0.34)), extending=False) == ""  # nothing before
+    assert settled(interim(0.50, (" I", 0.1, 0.2), (" will,", 0.25, 0.44)), extending=False) == "I"  # "will" too late
+    assert settled(interim(0.60, (" I", 0.1, 0.2), (" really", 0.25, 0.45)), extending=True) == "I"  # as at 0.40
     like = interim(0.70, (" I", 0.1, 0.2), (" really", 0.25, 0.5), (" like", 0.5, 0.58))
-    assert settled(like, extending=True) == 1  # the interim 0.2 s older (0.50) says "will"
+    assert settled(like, extending=True) == "I"  # the interim 0.2 s older (0.50) says "will"
     settled.clear()
-    assert settled(like, extending=False) == 0  # after a final: nothing to agree with
+    assert settled(like, extending=False) == ""  # after a final: nothing to agree with
     fresh = Settled()
     fresh(interim(0.60, (" I", 0.1, 0.2), (" really", 0.25, 0.45)), extending=False)
-    assert fresh(like, extending=False) == 2  # the interim just before says "I really"
+    assert fresh(like, extending=False) == "I really"  # the interim just before says "I really"
 
 
 def test_deltas_go_on_past_a_word_heard_otherwise():

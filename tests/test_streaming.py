@@ -9,7 +9,7 @@ import numpy as np
 
 from voxa import audio
 from voxa.streaming import Recognizer, Scheduler, StreamOptions, message
-from voxa.streaming.recognizer import _agreement
+from voxa.streaming.recognizer import agreement
 from voxa.types import SpeechStarted, StreamResult, UtteranceEnd, Word
 
 from .conftest import librispeech, wer
@@ -66,12 +66,12 @@ def _stream_recorded(tiny, pcm, opts, *, one_at_a_time=False):
     return [e for e in events if isinstance(e, StreamResult) and e.words], model
 
 
-def test_agreement_is_the_shared_prefix_before_the_tail():
+def testagreement_is_the_shared_prefix_before_the_tail():
     a = [_w(" Hello", 0, .5), _w(" there,", .5, 1), _w(" my", 1, 1.2), _w(" friend", 1.2, 2)]
     b = [_w(" hello", 0, .5), _w(" there", .5, 1), _w(" my", 1, 1.2), _w(" fiend", 1.2, 2)]
-    assert _agreement(a, b, before=10) == 3  # case and punctuation do not matter; the 4th differs
-    assert _agreement(a, b, before=1.1) == 2  # words too near the end of the audio wait
-    assert _agreement([], b, before=10) == 0
+    assert agreement(a, b, before=10) == 3  # case and punctuation do not matter; the 4th differs
+    assert agreement(a, b, before=1.1) == 2  # words too near the end of the audio wait
+    assert agreement([], b, before=10) == 0
 
 
 class _OneWord:

@@ -2,8 +2,8 @@
 
 Silero VAD judges every 32 ms frame (``vad.StreamingVad``), and silence is never decoded. While
 someone speaks, the utterance so far is decoded again every ``interim_s`` of new audio (greedy;
-in its first 1.5 s as often as the decoder allows) and sent as an interim result. When the voice stops for ``speculate_ms`` the utterance is decoded
-once more, as a final would be; if the silence then lasts ``endpointing_ms`` that decode is
+in its first 1.5 s as often as the decoder allows) and sent as an interim result. When the voice
+stops for ``speculate_ms`` the utterance is decoded once more, as a final would be; if the silence then lasts ``endpointing_ms`` that decode is
 usually done already, so the final goes out at the endpoint with no wait. If speech resumes
 instead, the decode counts as an interim, and one not yet started is decoded as an interim, without
 the lookback below (``_demote``). An utterance longer than ``commit_s`` commits the words
@@ -409,7 +409,7 @@ class Recognizer:
         prev, self._prev = self._prev, words
         end = job.end / SAMPLE_RATE
         if (job.end - self._utt_start) >= o.commit_s * SAMPLE_RATE:
-            agreed = _agreement(prev, words, before=end - 1.0)
+            agreed = agreement(prev, words, before=end - 1.0)
             if agreed:
                 self._commit(words, agreed, end)
                 return
@@ -495,7 +495,7 @@ class Recognizer:
 
 
 
-def _agreement(prev: list[Word], new: list[Word], before: float) -> int:
+def agreement(prev: list[Word], new: list[Word], before: float) -> int:
     """How many leading words two hypotheses share (LocalAgreement-2), ending before ``before``."""
     n = 0
     for a, b in zip(prev, new):

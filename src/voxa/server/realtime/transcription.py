@@ -168,8 +168,7 @@ class TranscriptionSession:
 
     def _settled(self, r) -> str:
         """The interim's words that can go out as deltas (:class:`.wire.Settled`)."""
-        n = self.settled(r, extending=bool(self.sent))
-        return "".join(w.word for w in r.words[:n]).strip()
+        return self.settled(r, extending=bool(self.sent))
 
     def _open_quietly(self, r) -> None:
         """Manual commits: an item starts with its first words; no speech_started is sent."""

@@ -171,8 +171,7 @@ def pieces():
             result = getattr(frame, "result", None)
             if not isinstance(result, StreamResult):
                 return ""
-            n = self.settled(result, extending=bool(self.sent))
-            return "".join(w.word for w in result.words[:n]).strip()
+            return self.settled(result, extending=bool(self.sent))
 
         async def _delta(self, text: str) -> None:
             delta = delta_after(self.sent, settled_text(text)) if self.item is not None else ""

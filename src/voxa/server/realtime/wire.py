@@ -21,6 +21,7 @@ import numpy as np
 
 from ...audio import from_pcm16, g711_decode, g711_encode, resample
 from ...guards import word_key
+from ...streaming.recognizer import agreement
 
 FORMATS = {"audio/pcm": ("pcm", 24000), "pcm16": ("pcm", 24000), "audio/pcmu": ("pcmu", 8000),
            "g711_ulaw": ("pcmu", 8000), "audio/pcma": ("pcma", 8000), "g711_alaw": ("pcma", 8000)}
@@ -264,34 +265,26 @@ SETTLE_S = 0.1
 AGAIN_S = 0.2
 
 
-def agreed(last: list[str], keys: list[str]) -> int:
-    """How many leading words of an interim (``keys``, see :func:`word_key`) the interim before
-    (``last``) agrees on: whisper_streaming's LocalAgreement-2."""
-    return next((i for i, (a, b) in enumerate(zip(last, keys)) if a != b), min(len(last), len(keys)))
-
-
 class Settled:
     """The words of a user item's interims that can go out as deltas (see SETTLE_S above). Call
     with each interim (a :class:`voxa.types.StreamResult`); ``clear`` after each final, whose
     words are settled by definition and after which interims cover only the audio that follows."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[float, list[str]]] = []  # recent interims: audio end, word keys
+        self.seen: list[tuple[float, list]] = []  # recent interims: audio end, words
 
     def clear(self) -> None:
         self.seen = []
 
-    def __call__(self, result, *, extending: bool) -> int:
-        """How many leading words of ``result`` are settled; ``extending``: the item has deltas."""
+    def __call__(self, result, *, extending: bool) -> str:
+        """The text of the leading words of ``result`` that are settled; ``extending``: the item
+        has deltas."""
         words, end = result.words, result.start + result.duration
-        keys = [word_key(w.word) for w in words]
         gap = AGAIN_S if extending else 0.03  # (not an interim of the same audio: no new evidence)
-        before = next((k for e, k in reversed(self.seen) if e <= end - gap + 1e-6), None)
-        self.seen = [(e, k) for e, k in self.seen if e > end - 1.0] + [(end, keys)]
-        n = agreed(before, keys) if before is not None else 0
-        while n and words[n - 1].end > end - SETTLE_S:
-            n -= 1
-        return n
+        before = next((w for e, w in reversed(self.seen) if e <= end - gap + 1e-6), [])
+        self.seen = [(e, w) for e, w in self.seen if e > end - 1.0] + [(end, words)]
+        n = agreement(before, words, before=end - SETTLE_S)
+        return "".join(w.word for w in words[:n]).strip()
 
 
 def delta_after(sent: str, text: str) -> str:
@@ -306,7 +299,8 @@ def delta_after(sent: str, text: str) -> str:
         return text[len(sent):]
     old, new = [word_key(w) for w in sent.split()], text.split()
     j = 0  # where the last of ``old`` is, in ``new``
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, [word_key(w) for w in new], autojunk=False).get_opcodes():
+    matcher = difflib.SequenceMatcher(None, old, [word_key(w) for w in new], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal" or (tag == "insert" and i1 < len(old)):
             j = j2
         elif tag == "replace":
