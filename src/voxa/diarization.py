@@ -267,21 +267,30 @@ def aggregate(local: np.ndarray, hard: np.ndarray, starts: list[int], K: int) ->
     return acc[:, :K] / np.maximum(cover, 1)[:, None]
 
 
-def reconstruct(logp: np.ndarray, local: np.ndarray, hard: np.ndarray, starts: list[int], K: int) -> np.ndarray:
-    """Which global speakers are on, per frame [F, K]: as many as the rounded mean of the
-    covering chunks' local speaker counts, those with the highest mean activity."""
+def speaker_count(local: np.ndarray, starts: list[int]) -> np.ndarray:
+    """How many speakers are on, per frame [F]: the rounded mean of the covering chunks' local
+    speaker counts."""
     F = starts[-1] // FRAME_STEP + N_FRAMES
     n_on, cover = np.zeros(F, dtype=np.float32), np.zeros(F, dtype=np.float32)
     for c, s0 in enumerate(starts):
         n_on[s0 // FRAME_STEP:s0 // FRAME_STEP + N_FRAMES] += local[c].sum(1)
         cover[s0 // FRAME_STEP:s0 // FRAME_STEP + N_FRAMES] += 1
-    count = np.minimum(np.floor(n_on / np.maximum(cover, 1) + 0.5).astype(int), K)
+    return np.floor(n_on / np.maximum(cover, 1) + 0.5).astype(int)
+
+
+def reconstruct(logp: np.ndarray, local: np.ndarray, hard: np.ndarray, starts: list[int], K: int,
+                count: np.ndarray | None = None) -> np.ndarray:
+    """Which global speakers are on, per frame [F, K]: as many as ``count`` says
+    (``speaker_count`` by default), those with the highest mean activity."""
+    if count is None:
+        count = speaker_count(local, starts)
+    count = np.minimum(count, K)
     hard_agg = aggregate(local, hard, starts, K)
     soft = np.exp(logp.astype(np.float32)) @ POWERSET  # marginal activity: breaks ties
     score = hard_agg + 1e-3 * aggregate(soft, hard, starts, K)
     order = np.argsort(-score, axis=1, kind="stable")
     on = np.zeros_like(score, dtype=bool)
-    rows = np.arange(F)
+    rows = np.arange(len(score))
     for r in range(K):
         pick = (count > r) & (hard_agg[rows, order[:, r]] > 0)
         on[rows[pick], order[pick, r]] = True
@@ -303,6 +312,19 @@ def _span(a: int, b: int, n: int, duration: float) -> tuple[float, float]:
     start = 0.0 if a == 0 else float(frame_time(a))
     end = duration if b >= n else float(frame_time(b))
     return round(max(0.0, start), 3), round(min(duration, end), 3)
+
+
+def turns_of(on: np.ndarray, duration: float) -> tuple[list[Turn], list[str], list[tuple[float, float]]]:
+    """Frame activity [F, K] -> turns (speakers named in order of first appearance), the
+    speaker names, and the stretches where two or more speak."""
+    n = len(on)
+    raw = sorted((*_span(a, b, n, duration), k) for k in range(on.shape[1]) for a, b in _runs(on[:, k]))
+    raw = [(a, b, k) for a, b, k in raw if b > a]
+    names: dict[int, str] = {}
+    for _, _, k in raw:
+        names.setdefault(k, f"SPEAKER_{len(names):02d}")
+    overlaps = [o for a, b in _runs(on.sum(1) >= 2) if (o := _span(a, b, n, duration))[1] > o[0]]
+    return [Turn(a, b, names[k]) for a, b, k in raw], sorted(names.values()), overlaps
 
 
 # --------------------------------------------------------------------------- entry points
@@ -351,15 +373,7 @@ def diarize_array(pcm: np.ndarray, name: str = "<array>", *, num=None, lo=1, hi=
         return Diarization(name, duration, [], [], [], warnings)
     hard = assign(emb, starts, plain, cents)
     on = reconstruct(logp, binarize(logp, opts.none_bias, opts.pair_bias), hard, starts, len(cents))
-    n = len(on)
-    raw = sorted((*_span(a, b, n, duration), k) for k in range(on.shape[1]) for a, b in _runs(on[:, k]))
-    raw = [(a, b, k) for a, b, k in raw if b > a]
-    names: dict[int, str] = {}
-    for _, _, k in raw:  # named in order of first appearance
-        names.setdefault(k, f"SPEAKER_{len(names):02d}")
-    turns = [Turn(a, b, names[k]) for a, b, k in raw]
-    speakers = sorted(names.values())
-    overlaps = [o for a, b in _runs(on.sum(1) >= 2) if (o := _span(a, b, n, duration))[1] > o[0]]
+    turns, speakers, overlaps = turns_of(on, duration)
     if num is not None and len(speakers) < num:
         warnings.append(f"asked for {num} speakers; the speech supports {len(speakers)}")
     if lo > 1 and len(speakers) < lo:
