@@ -92,12 +92,16 @@ def test_a_short_finetune_runs_end_to_end_and_is_served_by_name(eval_dir, tmp_pa
 
 @pytest.mark.slow
 def test_a_killed_finetune_resumes_from_its_last_checkpoint(eval_dir, tmp_path):
-    """kill -9 after the first checkpoint; the same command again continues from it and finishes."""
+    """kill -9 after the first checkpoint; the same command again continues from it and finishes.
+    The WER is measured on a validation set of the user's own (``--val``, another speaker's
+    recordings): all of DATA trains."""
     from voxa.finetune.train import work_dir
 
     manifest = speaker_manifest(eval_dir, tmp_path / "spk.jsonl")
+    val = speaker_manifest(eval_dir, tmp_path / "val.jsonl", speaker="3005")
+    val.write_text("".join(val.read_text().splitlines(keepends=True)[:3]))
     args = ["finetune", manifest, "--out", "resumed-tiny", "--base", "whisper-tiny.en", "--max-steps", "6",
-            "--save-steps", "2", "--batch-size", "2", "--json", "-q"]
+            "--save-steps", "2", "--batch-size", "2", "--val", val, "--json", "-q"]
     proc = subprocess.Popen([*VOXA, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     work = work_dir("resumed-tiny")
     deadline = time.time() + 600
@@ -111,14 +115,17 @@ def test_a_killed_finetune_resumes_from_its_last_checkpoint(eval_dir, tmp_path):
     r = run(*args, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"resuming from checkpoint-{first} (step {first} of 6)" in r.stderr
-    assert json.loads(r.stdout)["steps"] == 6
+    report = json.loads(r.stdout)
+    assert report["steps"] == 6 and report["train"] == 10 and report["validation"] == 3
+    assert all(Path(h).name.startswith("3005-") for h in report["held_out"])
     assert not work.exists()  # done: checkpoints removed
 
 
 def test_bad_data_gets_one_clear_line_and_exit_2(eval_dir, tmp_path):
     """Missing transcript, empty transcript, empty audio, manifest naming a missing file or lacking
-    a column, a recording over 30 s, too few recordings, a bad model name: each one line, exit 2,
-    before any model is loaded."""
+    a column, a recording over 30 s, too few recordings, a bad model name, a validation set that is
+    not one or shares recordings with the training data: each one line, exit 2, before any model
+    is loaded."""
     import numpy as np
     import soundfile as sf
 
@@ -157,6 +164,10 @@ def test_bad_data_gets_one_clear_line_and_exit_2(eval_dir, tmp_path):
     r = run("finetune", no_txt, "--out", "whisper-base", timeout=120)
     assert r.returncode == 2 and "bundled model's name" in r.stderr
     two_ok = folder("two_ok", two)
+    r = run("finetune", two_ok, "--out", "bad", "--val", two_ok / "u0.txt", timeout=120)  # not a data set
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = run("finetune", two_ok, "--out", "bad", "--val", two_ok, timeout=120)
+    assert r.returncode == 2 and "both the training data and the validation set" in r.stderr, r.stderr
     r = run("finetune", two_ok, "--out", "de-tiny", "--base", "whisper-tiny.en", "--language", "de", timeout=300)
     assert r.returncode == 2 and "English only" in r.stderr.strip().splitlines()[-1], r.stderr[-500:]
 

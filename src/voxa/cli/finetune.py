@@ -28,6 +28,8 @@ def finetune(
     save_steps: int = typer.Option(20, "--save-steps", min=1, help="Steps between checkpoints (for resuming)."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", min=0.01, max=0.9,
                                        help="Share of the recordings held out to measure WER before and after."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Your own held-out recordings (a folder or manifest, "
+                                                           "as DATA) to measure WER on; then all of DATA trains."),
     language: str = typer.Option("en", "--language", "-l", help="Language of the recordings (multilingual bases)."),
     restart: bool = typer.Option(False, "--restart", help="Start over instead of resuming an interrupted run."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -39,8 +41,7 @@ def finetune(
 
     settings = Settings(base=base, epochs=epochs, lr=lr, lora=lora, freeze_encoder=freeze_encoder,
                         augment=augment, batch_size=batch_size, max_steps=max_steps, save_steps=save_steps,
-                        val_fraction=val_fraction,
-                        language=language)
+                        val_fraction=val_fraction, validation=str(val) if val else None, language=language)
     with progress_bar(not quiet and err.is_terminal, "step") as progress:
         bar = progress.add_task("fine-tuning", total=None, step="")
 

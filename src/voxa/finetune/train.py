@@ -8,7 +8,7 @@ encoder optionally frozen. voxa adds what its users need around it:
 * features are the ones voxa decodes with (faster-whisper's log-mel, 30 s windows) and the
   labels Whisper's own prompt (``<|startoftranscript|><|en|><|transcribe|><|notimestamps|>``
   text ``<|endoftext|>``), so training sees what inference sees;
-* a held-out split, and its WER before and after measured through voxa's own transcription of
+* a held-out split (or a validation set of your own, ``validation=``), and its WER before and after measured through voxa's own transcription of
   the exported model (Whisper's English normaliser), not the PyTorch model;
 * checkpoints in ``$VOXA_HOME/finetune/NAME`` every ``save_steps``: run the same command again
   after an interrupt (even ``kill -9``) and it continues from the last one;
@@ -51,6 +51,7 @@ class Settings:
     augment: bool = False
     batch_size: int = 8
     val_fraction: float = 0.1
+    validation: str | None = None  # recordings of your own to measure WER on; then all of DATA trains
     max_steps: int | None = None  # stop after this many steps (a quick run); None: the epochs
     save_steps: int = 20
     language: str = "en"
@@ -139,7 +140,14 @@ def finetune(data: str | Path, name: str, settings: Settings | None = None, *, r
         raise InputError("batch size, epochs and max steps must be positive; val fraction between 0 and 1")
     t0 = time.time()
     examples = corpus.load(data)  # bad data fails here, before anything heavy is loaded
-    train, val = corpus.split(examples, s.val_fraction, s.seed)
+    if s.validation is not None:
+        train, val = examples, corpus.load(s.validation)
+        overlap = {e.path.resolve() for e in train} & {e.path.resolve() for e in val}
+        if overlap:
+            raise InputError(f"{len(overlap)} recording(s) are in both the training data and the validation set, "
+                             f"e.g. {sorted(overlap)[0]}: a WER measured on them would say nothing")
+    else:
+        train, val = corpus.split(examples, s.val_fraction, s.seed)
     try:
         import torch
         from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
