@@ -8,8 +8,9 @@ encoder optionally frozen. voxa adds what its users need around it:
 * features are the ones voxa decodes with (faster-whisper's log-mel, 30 s windows) and the
   labels Whisper's own prompt (``<|startoftranscript|><|en|><|transcribe|><|notimestamps|>``
   text ``<|endoftext|>``), so training sees what inference sees;
-* a held-out split (or a validation set of your own, ``validation=``), and its WER before and after measured through voxa's own transcription of
-  the exported model (Whisper's English normaliser), not the PyTorch model;
+* a held-out split (or a validation set of your own, ``validation=``), and its WER before and
+  after measured through voxa's own transcription of the exported model (Whisper's English
+  normaliser), not the PyTorch model;
 * checkpoints in ``$VOXA_HOME/finetune/NAME`` every ``save_steps``: run the same command again
   after an interrupt (even ``kill -9``) and it continues from the last one;
 * the result merged (LoRA) and exported back to CTranslate2 (:func:`~.convert.export_ct2`) into
@@ -28,7 +29,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,7 @@ def finetune(data: str | Path, name: str, settings: Settings | None = None, *, r
     t0 = time.time()
     examples = corpus.load(data)  # bad data fails here, before anything heavy is loaded
     if s.validation is not None:
+        s = replace(s, validation=str(Path(s.validation).expanduser().resolve()))  # as the resume check sees it
         train, val = examples, corpus.load(s.validation)
         overlap = {e.path.resolve() for e in train} & {e.path.resolve() for e in val}
         if overlap:
