@@ -9,6 +9,11 @@ case, no punctuation in the originals: training on them as they are would teach 
 shout). Each fine-tune runs in its own process: its wall time and peak RSS are its own. No peer
 offers this (the comparison is the base model).
 
+``--mode kfold`` (k = ``--folds``, 5) holds out each of a speaker's utterances once: per speaker,
+k fine-tunes on the other utterances of that speaker (``voxa finetune --val`` with the fold as its
+validation set), each tested on its fold, so the held-out WER pools all 60 utterances instead of
+18; the other speakers' 50 are the regression check of every fold.
+
 ``--mode domain`` adapts to the set instead: for each speaker, the model is trained on the other
 5 speakers' 50 utterances (one held out by ``voxa finetune`` itself) and tested on that speaker's
 10, which it never heard (leave one speaker out); the regression check is then on English
@@ -103,8 +108,10 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--full", action="store_true", help="train every weight instead of LoRA")
     ap.add_argument("--speakers", default="all", help="comma-separated speaker ids, or all")
-    ap.add_argument("--mode", choices=("speaker", "domain"), default="speaker",
-                    help="speaker: 7 of a speaker's utterances, 3 held out; domain: leave one speaker out")
+    ap.add_argument("--mode", choices=("speaker", "kfold", "domain"), default="speaker",
+                    help="speaker: 7 of a speaker's utterances, 3 held out; kfold: each utterance held out once; "
+                         "domain: leave one speaker out")
+    ap.add_argument("--folds", type=int, default=5, help="folds per speaker with --mode kfold")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune.md"))
     args = ap.parse_args(argv)
 
@@ -116,23 +123,32 @@ def main(argv=None) -> int:
     base = voxa.load_model(args.base)
     rows, own_b, own_a, other_b, other_a = [], [], [], [], []
     work = Path(tempfile.mkdtemp(prefix="voxa-ft-bench-"))
-    for spk in speakers:
-        manifest = work / f"{spk}.jsonl"
+    jobs = [(spk, f) for spk in speakers for f in range(args.folds if args.mode == "kfold" else 1)]
+    for spk, fold in jobs:
         domain = args.mode == "domain"
-        train_on = [r for s2 in data if s2 != spk for r in data[s2]] if domain else data[spk]
+        test = data[spk][fold::args.folds] if args.mode == "kfold" else None
+        train_on = ([r for s2 in data if s2 != spk for r in data[s2]] if domain
+                    else [r for r in data[spk] if r not in test] if test else data[spk])
+        manifest = work / f"{spk}-{fold}.jsonl"
         manifest.write_text("".join(json.dumps({"audio": str(p), "text": t}) + "\n" for p, t in train_on))
-        name = f"bench-ft-{spk}"
+        name = f"bench-ft-{spk}-{fold}"
         cmd = [sys.executable, "-m", "voxa.cli", "finetune", str(manifest), "--out", name, "--base", args.base,
-               "--epochs", str(args.epochs), "--val-fraction", "0.02" if domain else "0.3", "--json", "-q",
-               "--restart"]
+               "--epochs", str(args.epochs), "--json", "-q", "--restart"]
+        if test:
+            val = work / f"{spk}-{fold}.val.jsonl"
+            val.write_text("".join(json.dumps({"audio": str(p), "text": t}) + "\n" for p, t in test))
+            cmd += ["--val", str(val)]
+        else:
+            cmd += ["--val-fraction", "0.02" if domain else "0.3"]
         cmd += ["--lr", str(args.lr)] if args.lr else []
         cmd += ["--full"] if args.full else []
         t0 = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         wall = time.time() - t0
+        label = f"{spk} (fold {fold + 1}/{args.folds})" if test else spk
         if p.returncode != 0:
             print(p.stderr[-3000:], file=sys.stderr)
-            rows.append({"speaker": spk, "error": p.stderr.strip().splitlines()[-1]})
+            rows.append({"speaker": label, "error": p.stderr.strip().splitlines()[-1]})
             continue
         rep = json.loads(p.stdout)
         held = {Path(h) for h in rep["held_out"]}
@@ -148,7 +164,7 @@ def main(argv=None) -> int:
         ob, oa = errors([t for _, t in other], [hyp_base[q] for q, _ in other]), errors(
             [t for _, t in other], [hyp[q] for q, _ in other])
         own_b.append(eb), own_a.append(ea), other_b.append(ob), other_a.append(oa)
-        rows.append({"speaker": spk, "train": rep["train"], "held": len(own), "steps": rep["steps"],
+        rows.append({"speaker": label, "train": rep["train"], "held": len(own), "steps": rep["steps"],
                      "own_before": pooled(eb), "own_after": pooled(ea), "other_before": pooled(ob),
                      "other_after": pooled(oa), "wall_s": wall, "rss": rep["peak_rss_mb"]})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
@@ -163,7 +179,9 @@ def main(argv=None) -> int:
              f"{args.epochs:g} epochs, batch 8, learning rate {args.lr or ('1e-5' if args.full else '5e-4')}; "
              + ("per held-out speaker: trained on the other 5 speakers' utterances, tested on that speaker's 10; "
                 "regressions on English outside the set (LibriSpeech test-clean and dev-clean, JFK: 6 utterances)."
-                if args.mode == "domain" else "per speaker 7 utterances to train on, 3 held out; the other "
+                if args.mode == "domain" else f"per speaker {args.folds} folds: each fine-tune trains on the "
+                f"utterances outside its fold and is tested on its fold (every utterance held out once); the "
+                f"other speakers' 50 for regressions (in every fold)." if args.mode == "kfold" else "per speaker 7 utterances to train on, 3 held out; the other "
                 "speakers' 50 for regressions."), "",
              "| speaker | train / held out | steps | held-out WER before → after | "
              + ("outside English" if args.mode == "domain" else "other speakers'")
@@ -180,7 +198,7 @@ def main(argv=None) -> int:
         ob, oa = np.concatenate(other_b), np.concatenate(other_a)
         lo, hi = interval(b, a)
         olo, ohi = interval(ob, oa)
-        lines += ["", f"Pooled over the {len(ok)} speakers: held-out WER {pooled(b):.2f}% → {pooled(a):.2f}% "
+        lines += ["", f"Pooled over the {len(ok)} fine-tunes: held-out WER {pooled(b):.2f}% → {pooled(a):.2f}% "
                       f"(difference {pooled(a) - pooled(b):+.2f}, 95% interval {lo:+.2f} to {hi:+.2f}; "
                       f"{len(b)} utterances); {'outside English' if args.mode == 'domain' else 'other speakers'} "
                       f"{pooled(ob):.2f}% → {pooled(oa):.2f}% "
