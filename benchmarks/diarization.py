@@ -143,11 +143,11 @@ def v2_ceilings(pcms, refs, uems) -> tuple[list[dict], float]:
     voice-activity detector: the model's count, at least one where someone speaks, none
     elsewhere), the reference's number of speakers per frame (a perfect speaker counter). Also
     the share of overlapped frames that the model's own count puts at one speaker or none."""
-    from pyannote.core import Annotation, Segment
     from scipy.optimize import linear_sum_assignment
 
     from voxa import diarization as dz
     from voxa.speakers import FRAME_STEP, N_FRAMES
+    from voxa.types import Diarization
 
     opts = dz.DiarizeOptions()
     hyps = {"clusters": {}, "speech": {}, "count": {}}
@@ -178,10 +178,7 @@ def v2_ceilings(pcms, refs, uems) -> tuple[list[dict], float]:
                         ("speech", dz.reconstruct(logp, local, hard, starts, len(cents),
                                                   count=np.where(ref_count > 0, np.maximum(count, 1), 0))),
                         ("count", dz.reconstruct(logp, local, hard, starts, len(cents), count=ref_count))):
-            ann = Annotation(uri=u)
-            for n, t in enumerate(dz.turns_of(on, duration)[0]):
-                ann[Segment(t.start, t.end), n] = t.speaker
-            hyps[key][u] = ann
+            hyps[key][u] = Diarization(u, duration, *dz.turns_of(on, duration), []).to_annotation(u)
     rows = [score(name, hyps[key], refs, uems, 0) for key, name in (
         ("clusters", "ceiling: voxa with perfect clustering (its local speakers mapped to the reference's)"),
         ("speech", "ceiling: voxa with the reference's speech / no speech"),

@@ -3,10 +3,10 @@
 Silero VAD judges every 32 ms frame (``vad.StreamingVad``), and silence is never decoded. While
 someone speaks, the utterance so far is decoded again every ``interim_s`` of new audio (greedy;
 in its first 1.5 s as often as the decoder allows) and sent as an interim result. When the voice
-stops for ``speculate_ms`` the utterance is decoded once more, as a final would be; if the silence then lasts ``endpointing_ms`` that decode is
-usually done already, so the final goes out at the endpoint with no wait. If speech resumes
-instead, the decode counts as an interim, and one not yet started is decoded as an interim, without
-the lookback below (``_demote``). An utterance longer than ``commit_s`` commits the words
+stops for ``speculate_ms`` the utterance is decoded once more, as a final would be; if the
+silence then lasts ``endpointing_ms`` that decode is usually done already, so the final goes out
+at the endpoint with no wait. If speech resumes instead, the decode counts as an interim, and
+one not yet started is decoded as an interim, without the lookback below (``_demote``). An utterance longer than ``commit_s`` commits the words
 two successive decodes agree on (whisper_streaming's LocalAgreement-2) as a final and drops that
 audio, so no buffer grows without bound.
 
