@@ -18,8 +18,10 @@ the TFLite C library, nothing to compile, no torch), assembled through voxa's mo
   a small classifier per word; five words (``hey_rhasspy`` only here); cut-off 0.5.
 
 A word is named ``okay_nabu`` (its default engine) or ``oww:okay_nabu`` / ``micro:okay_nabu``.
-After a detection the same word is not reported again for ``refractory_s`` (2 s), so one
-utterance gives one detection. Chosen over openWakeWord's own package (0.6 downloads its models
+A word is reported when its probability rises past the cut-off, once: it must fall back under
+the cut-off before it can be reported again (a phrase keeps the probability up for half a second
+or more), and not within ``refractory_s`` (2 s) of its last report. So one utterance gives one
+detection. Chosen over openWakeWord's own package (0.6 downloads its models
 at run time; 0.5.1 bundles them under CC BY-NC-SA) and Porcupine (needs an access key).
 """
 
@@ -131,11 +133,13 @@ class _Micro:
         self.frames = 0  # 10 ms feature frames made so far
 
     def push(self, pcm: bytes) -> Iterable[tuple[str, float, float]]:
+        """(word, time, probability) at each of the models' steps: every ``stride`` frames (the
+        frames between are not inferred, and their 0.0 says nothing)."""
         for feature in self.features.process_streaming(pcm):
             self.frames += 1
             for word, model in self.models.items():
                 p = model.process_streaming_prob(feature)
-                if p is not None and p > self.cutoff[word]:
+                if p is not None and self.frames % model.stride == 0:
                     yield word, self.frames * 0.01, float(p)
 
     def close(self):
@@ -152,7 +156,7 @@ class _Oww:
         folder, lib = _folder("oww"), _tflite("pyopen_wakeword")
         self.models = {w: OpenWakeWord.from_model(folder / f"{w}.tflite", libtensorflowlite_c_path=lib)
                        for w in words}
-        self.cutoff = threshold if threshold is not None else OWW_THRESHOLD
+        self.cutoff = dict.fromkeys(words, threshold if threshold is not None else OWW_THRESHOLD)
         self.features = OpenWakeWordFeatures(folder / "melspectrogram.tflite", folder / "embedding_model.tflite", lib)
         self.samples = 0
 
@@ -165,8 +169,7 @@ class _Oww:
             for embedding in self.features.process_streaming(piece):
                 for word, model in self.models.items():
                     for p in model.process_streaming(embedding):
-                        if p > self.cutoff:
-                            yield word, t, float(p)
+                        yield word, t, float(p)
 
     def close(self):
         for m in self.models.values():
@@ -195,7 +198,8 @@ class WakeDetector:
             mine = sorted({w for e, w in wanted if e == engine})
             if mine:
                 self._engines.append((engine, cls(mine, threshold)))
-        self._last: dict[tuple[str, str], float] = {}
+        self._last: dict[tuple[str, str], float] = {}  # (engine, word) -> time of its last report
+        self._high: set[tuple[str, str]] = set()  # words whose probability is past the cut-off now
         self._tail = b""
 
     @property
@@ -214,10 +218,17 @@ class WakeDetector:
         hits = []
         for engine, eng in self._engines:
             for word, t, p in eng.push(pcm):
-                last = self._last.get((engine, word))
+                key = (engine, word)
+                if p <= eng.cutoff[word]:
+                    self._high.discard(key)
+                    continue
+                if key in self._high:  # the same phrase, still heard
+                    continue
+                self._high.add(key)
+                last = self._last.get(key)
                 if last is not None and t - last < self.refractory_s:
                     continue
-                self._last[(engine, word)] = t
+                self._last[key] = t
                 hits.append(WakeDetection(word=_name(engine, word),
                                           phrase=PHRASES[word], time=round(t, 2), probability=round(p, 3),
                                           engine=engine))
