@@ -205,6 +205,23 @@ def test_a_tool_call_round_trips_through_the_client(eval_dir):
     assert any(m.get("role") == "tool" and json.loads(m["content"]) == "sunny" for m in seen[-1]["messages"])
 
 
+def test_response_create_after_a_function_output_is_absorbed_even_when_the_answer_has_begun():
+    """The LLM goes on by itself with a function's output, so the client's ``response.create``
+    after it may arrive before or after that answer opens its response: either way it starts
+    nothing and is no error. Without a function output, a second response is refused."""
+    from voxa.server.realtime.conversation import Conversation
+    from voxa.server.realtime.wire import BadEvent, Settings
+
+    c = Conversation(Settings(), "sess_1", voice_id=str, max_event_bytes=1 << 20)
+    c.response = {"id": "resp_1", "output": []}  # the answer with the output is under way
+    c.answered.add("call_1")
+    asyncio.run(c.create_response())
+    assert not c.answered and c.runs == 0
+    with pytest.raises(BadEvent) as e:
+        asyncio.run(c.create_response())
+    assert e.value.code == "conversation_already_has_active_response"
+
+
 @pytest.mark.slow
 def test_barge_in_cancels_the_response_and_truncate_is_honoured(eval_dir):
     """The user talks over a long answer: the response ends ``cancelled``, the assistant item keeps

@@ -310,15 +310,15 @@ class Conversation(Responses):
         return result
 
     async def create_response(self, params=None) -> None:
-        if self.response is not None:
-            raise BadEvent("the conversation already has a response in progress",
-                           code="conversation_already_has_active_response")
         if params is not None and not isinstance(params, dict):
             raise BadEvent("response must be an object", param="response")
         text_only = _text_only(params or {}, "response", self.text_only)
-        if self.answered:  # a function's output came: the LLM answers with it by itself
-            self.answered.clear()
+        if self.answered:  # a function's output came: the LLM answers with it by itself, and that
+            self.answered.clear()  # answer may already be under way when the client asks for it
             return
+        if self.response is not None:
+            raise BadEvent("the conversation already has a response in progress",
+                           code="conversation_already_has_active_response")
         from pipecat.frames.frames import LLMRunFrame
 
         await self.configure_output(text_only)  # this answer's; the session's again when it is done
