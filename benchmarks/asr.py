@@ -41,9 +41,12 @@ TRANS = "test-other.subset.trans.txt"
 MODEL = "whisper-base"
 
 CONFIGS = {  # name -> what the row is
-    "voxa": "voxa `transcribe_many(paths, language=\"en\")`: VAD, packed 30 s windows, batch 8, beam 3 (defaults)",
+    "voxa": "voxa `transcribe_many(paths, language=\"en\")`: VAD, packed 30 s windows, batch 8, beam 3 (defaults); "
+            "glibc malloc set up for CTranslate2 as voxa does when it loads a model (`voxa.allocator`)",
     "voxa-auto": "voxa, same but no language given (detected: voxa.langid)",
     "fw-beam5": "faster-whisper `WhisperModel.transcribe`, int8, beam 5, one file at a time",
+    "fw-beam5-malloc": "fw-beam5 with glibc malloc set up as voxa sets it (`voxa.allocator.tune()` before the "
+                       "model loads): how much of voxa's lead that setting alone is; not a peer for the targets",
     "fw-beam5-auto": "faster-whisper beam 5, no language given (it detects the language of each file itself)",
     "fw-beam1": "faster-whisper `WhisperModel.transcribe`, int8, beam 1 (greedy), one file at a time",
     "fw-batched8": "faster-whisper `BatchedInferencePipeline.transcribe`, batch 8 (its VAD on), beam 5, per file",
@@ -133,6 +136,11 @@ def make_runner(config: str, folder: Path):
     if config.startswith("fw-"):
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
+        if config.endswith("-malloc"):
+            import voxa.allocator
+
+            if not voxa.allocator.tune():
+                raise SystemExit("glibc malloc settings not applied (VOXA_MALLOC=default, MALLOC_* set, or no glibc)")
         model = WhisperModel(str(folder), device="cpu", compute_type="int8")
         if config == "fw-batched8":
             pipe = BatchedInferencePipeline(model)
@@ -181,8 +189,13 @@ def run_child(config: str, eval_dir: Path) -> dict:
     t0 = time.perf_counter()
     out = run(paths)
     wall_s = time.perf_counter() - t0
+    malloc = "voxa" in config or config.endswith("-malloc")  # these load through voxa.allocator
+    if malloc:
+        import voxa.allocator
+
+        malloc = voxa.allocator.tune()  # already done at load: says whether it took
     return {
-        "config": config, "load_s": load_s, "wall_s": wall_s,
+        "config": config, "load_s": load_s, "wall_s": wall_s, "malloc": malloc,
         "rss_mb": common.peak_rss_mb(),
         "hyps": {uid: text for (uid, _, _), (text, _) in zip(items, out)},
         "languages": sorted({lang for _, lang in out}),
@@ -248,6 +261,8 @@ def render(results: list[dict], items, audio_s: float, command: str) -> str:
         verdict.append(f"- `{name}` (languages seen: {langs}):\n" + "\n".join(f"  - {c}" for c in checks))
 
     notes = "\n".join(f"- `{k}`: {v}" for k, v in CONFIGS.items() if k in {r["config"] for r in results})
+    tuned = [r["config"] for r in results if r.get("malloc")]
+    notes += "\n\nglibc malloc set up for CTranslate2 (`voxa.allocator`) in: " + (", ".join(tuned) or "no row")
     return f"""# ASR benchmark: voxa vs faster-whisper vs openai-whisper ({MODEL})
 
 Date: {datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}

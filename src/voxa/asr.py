@@ -128,6 +128,9 @@ class Whisper:
                  cpu_threads: int = 0):
         from faster_whisper import WhisperModel
 
+        from . import allocator
+
+        allocator.tune()  # before CTranslate2's threads exist
         self.name, path = resolve(model, "asr")
         self.model = WhisperModel(str(path), device=device, compute_type=compute_type,
                                   cpu_threads=cpu_threads, local_files_only=True)

@@ -299,6 +299,8 @@ class CT2Model:
         import ctranslate2
         from tokenizers import Tokenizer
 
+        from .. import allocator
+
         global _EXIT_HOOKED
         if not _EXIT_HOOKED:
             atexit.register(_finish_jobs)
@@ -307,6 +309,7 @@ class CT2Model:
         self.model_dir = Path(model_dir) if model_dir else ensure_converted(self.path)
         meta = json.loads((self.model_dir / "voxa_llm.json").read_text())
         self.name = LOCAL_NAME if "SmolLM2-135M-Instruct" in self.path.name else self.path.stem
+        allocator.tune()  # before CTranslate2's threads exist
         self.generator = ctranslate2.Generator(str(self.model_dir), device="cpu", compute_type=compute_type,
                                                intra_threads=threads, inter_threads=1)
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))

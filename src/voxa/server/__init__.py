@@ -102,7 +102,10 @@ def serve(config: ServerConfig, *, preload_agent: bool = False) -> None:
     agent's models before accepting connections, not at its first session)."""
     import uvicorn
 
+    from .. import allocator
+
     config.check_bind()
+    allocator.tune()  # before the worker threads exist (they would keep arenas of their own)
     app = create_app(config)
     if preload_agent:
         from ..agent import Agent
