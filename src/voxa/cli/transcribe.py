@@ -34,7 +34,7 @@ def transcribe(
     task: str = typer.Option("transcribe", "--task", help="transcribe, or translate (to English)."),
     word_timestamps: bool = typer.Option(False, "--word-timestamps", help="Add start/end/probability per word."),
     vad: bool = typer.Option(True, "--vad/--no-vad", help="Skip non-speech with Silero VAD."),
-    beam_size: int = typer.Option(3, "--beam-size", min=1, max=16),
+    beam_size: int = typer.Option(2, "--beam-size", min=1, max=16),
     batch_size: int = typer.Option(8, "--batch-size", min=1, max=64, help="Windows decoded together."),
     fmt: str = typer.Option("txt", "-f", "--format", help="txt, srt, vtt, json, tsv, or all (comma-separated list allowed)."),
     output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Write files here instead of printing."),
