@@ -78,6 +78,22 @@ def test_split_words_gives_a_word_stretched_across_a_gap_to_the_piece_it_ends_in
     assert [x.word for x in out[0]] == [' sleeping."']
 
 
+def test_a_sentence_final_word_left_in_a_gap_ends_the_piece_before():
+    # tiny.en on two clips of a sonnet: "...his memory." aligned at one instant in the gap,
+    # nearer the next piece, became the first word of the next file's transcript
+    w = Window("en")
+    w.add(piece(0, 0.0, 5.74), 1.0)
+    w.add(piece(1, 0.0, 5.83), 1.0)
+    words = [dict(word=" his", start=5.2, end=5.5, probability=0.9),
+             dict(word=" memory.", start=6.38, end=6.38, probability=0.5),
+             dict(word=" Thou", start=6.8, end=7.1, probability=0.9)]
+    out = split_words(w, words)
+    assert [x.word for x in out[0]] == [" his", " memory."] and [x.word for x in out[1]] == [" Thou"]
+    words[1] = dict(word=" Thou", start=6.38, end=6.5, probability=0.9)  # a first word starting early
+    out = split_words(w, words[:2])
+    assert [x.word for x in out[1]] == [" Thou"]
+
+
 def test_leftovers_requeue_what_the_decoder_did_not_reach():
     w = Window("en")
     w.add(piece(0, 10.0, 8), 1.0)

@@ -186,11 +186,17 @@ def starved(window: Window, segments: list[tuple[int, Segment]]) -> set[int]:
 def _owner(window: Window, start: float, end: float, word: str) -> int:
     """The piece a word belongs to: by its midpoint, except that a word stretched back across
     a gap (the aligner gives the silence before a word to that word) belongs to the piece its
-    end lies in, unless it ends a sentence."""
+    end lies in, unless it ends a sentence; and a sentence-final word the aligner put wholly in
+    a gap ends the piece before it (tiny.en's "...his memory." was piled at one instant in the
+    gap, nearer the next piece, and opened the next file's transcript)."""
     k = window.locate((start + end) / 2)
     j = window.locate(end)
     if j > k and end > window.offsets[j] and start < window.offsets[j] and not _ends_sentence(word):
         return j
+    if k > 0 and _ends_sentence(word) and end <= window.offsets[k] + 0.02:
+        before = window.offsets[k - 1] + window.pieces[k - 1].duration
+        if start >= before - 0.02:  # in the gap between piece k - 1 and piece k
+            return k - 1
     return k
 
 
