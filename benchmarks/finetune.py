@@ -169,6 +169,8 @@ def main(argv=None) -> int:
                     help="speaker: 7 of a speaker's utterances, 3 held out; kfold: each utterance held out once; "
                          "domain: leave one speaker out; sonnets: one reader's Shakespeare, leave one sonnet out")
     ap.add_argument("--folds", type=int, default=5, help="folds per speaker with --mode kfold")
+    ap.add_argument("--clip-lines", type=int, default=2, help="lines of a sonnet per clip with --mode sonnets")
+    ap.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune.md"))
     args = ap.parse_args(argv)
 
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="voxa-ft-bench-"))
     poems = args.mode == "sonnets"
-    data = sonnets(work) if poems else corpus()
+    data = sonnets(work, args.clip_lines) if poems else corpus()
     speakers = sorted(data) if args.speakers == "all" else args.speakers.split(",")
     base = voxa.load_model(args.base)
     rows, own_b, own_a, other_b, other_a = [], [], [], [], []
@@ -200,6 +202,7 @@ def main(argv=None) -> int:
             cmd += ["--val-fraction", "0.02" if domain else "0.3"]
         cmd += ["--lr", str(args.lr)] if args.lr else []
         cmd += ["--full"] if args.full else []
+        cmd += ["--freeze-encoder"] if args.freeze_encoder else []
         t0 = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         wall = time.time() - t0
@@ -235,10 +238,12 @@ def main(argv=None) -> int:
     lines = [f"# Fine-tuning Whisper on {title} (voxa finetune)", "",
              f"{datetime.date.today().isoformat()}; `{command('benchmarks/finetune.py', argv)}`", "",
              *machine_facts(("torch", "transformers", "peft", "ctranslate2")), "",
-             f"Base {args.base}; {'all weights' if args.full else 'LoRA (rank 32, q/v projections)'}, "
+             f"Base {args.base}; {'all weights' if args.full else 'LoRA (rank 32, q/v projections)'}"
+             f"{', encoder frozen' if args.freeze_encoder else ''}, "
              f"{args.epochs:g} epochs, batch 8, learning rate {args.lr or ('1e-5' if args.full else '5e-4')}; "
              + ("per held-out sonnet: trained on the clips of the other two (one reader, Shakespeare's sonnets "
-                "I-III, 2 lines a clip, cut at whisper-base's word times), tested on that sonnet's; regressions on "
+                f"I-III, {args.clip_lines} line(s) a clip, cut at whisper-base's word times), tested on that sonnet's; "
+                "regressions on "
                 "other English (the 60 LibriSpeech test-other utterances, test-clean and dev-clean, JFK)."
                 if poems else "per held-out speaker: trained on the other 5 speakers' utterances, tested on that "
                 "speaker's 10; regressions on English outside the set (LibriSpeech test-clean and dev-clean, JFK: "
