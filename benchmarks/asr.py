@@ -189,11 +189,9 @@ def run_child(config: str, eval_dir: Path) -> dict:
     t0 = time.perf_counter()
     out = run(paths)
     wall_s = time.perf_counter() - t0
-    malloc = "voxa" in config or config.endswith("-malloc")  # these load through voxa.allocator
-    if malloc:
-        import voxa.allocator
+    import voxa.allocator
 
-        malloc = voxa.allocator.tune()  # already done at load: says whether it took
+    malloc = voxa.allocator.active()  # voxa's rows and -malloc set it when their model loaded
     return {
         "config": config, "load_s": load_s, "wall_s": wall_s, "malloc": malloc,
         "rss_mb": common.peak_rss_mb(),

@@ -13,6 +13,14 @@ def piece(file, start, seconds, **kw):
     return Piece(file, start, np.zeros(int(seconds * 16000), np.float32), **kw)
 
 
+def window(*pieces: Piece) -> Window:
+    """A window holding these pieces in order, one second of silence apart (voxa's gap)."""
+    w = Window("en")
+    for p in pieces:
+        w.add(p, 1.0)
+    return w
+
+
 def test_pack_fills_windows_and_keeps_every_piece():
     pieces = [piece(i, 0.0, d) for i, d in enumerate([12, 3, 7, 20, 4, 9, 2.5, 14, 5])]
     windows = pack(pieces, gap=1.0, language="en")
@@ -34,9 +42,7 @@ def test_solo_pieces_get_their_own_window():
 
 
 def test_locate_and_time_mapping():
-    w = Window("en")
-    w.add(piece(0, 100.0, 5), 1.0)
-    w.add(piece(1, 7.0, 4), 1.0)
+    w = window(piece(0, 100.0, 5), piece(1, 7.0, 4))
     assert w.offsets == [0.0, 6.0]
     assert w.locate(2.0) == 0 and w.locate(8.0) == 1
     assert w.locate(5.3) == 0 and w.locate(5.8) == 1  # in the gap: nearest piece
@@ -46,9 +52,7 @@ def test_locate_and_time_mapping():
 
 
 def test_split_words_assigns_by_midpoint():
-    w = Window("en")
-    w.add(piece(0, 0.0, 5), 1.0)
-    w.add(piece(1, 50.0, 5), 1.0)
+    w = window(piece(0, 0.0, 5), piece(1, 50.0, 5))
     words = [dict(word=" a", start=1.0, end=1.5, probability=0.9),
              dict(word=" b", start=4.6, end=5.2, probability=0.9),
              dict(word=" c", start=6.2, end=6.6, probability=0.9)]
@@ -60,9 +64,7 @@ def test_split_words_assigns_by_midpoint():
 def test_split_words_gives_a_word_stretched_across_a_gap_to_the_piece_it_ends_in():
     # The aligner hands the silence before a word to that word: "Doctor" [4.6, 6.5] starts in
     # piece 0's tail, has its midpoint in the gap, and is really the first word of piece 1.
-    w = Window("en")
-    w.add(piece(0, 0.0, 5), 1.0)
-    w.add(piece(1, 0.0, 5), 1.0)
+    w = window(piece(0, 0.0, 5), piece(1, 0.0, 5))
     words = [dict(word=" dog", start=4.0, end=4.6, probability=0.9),
              dict(word=" Doctor", start=4.6, end=6.5, probability=0.9),
              dict(word=" Smith", start=6.5, end=7.0, probability=0.9)]
@@ -81,9 +83,7 @@ def test_split_words_gives_a_word_stretched_across_a_gap_to_the_piece_it_ends_in
 def test_a_sentence_final_word_left_in_a_gap_ends_the_piece_before():
     # tiny.en on two clips of a sonnet: "...his memory." aligned at one instant in the gap,
     # nearer the next piece, became the first word of the next file's transcript
-    w = Window("en")
-    w.add(piece(0, 0.0, 5.74), 1.0)
-    w.add(piece(1, 0.0, 5.83), 1.0)
+    w = window(piece(0, 0.0, 5.74), piece(1, 0.0, 5.83))
     words = [dict(word=" his", start=5.2, end=5.5, probability=0.9),
              dict(word=" memory.", start=6.38, end=6.38, probability=0.5),
              dict(word=" Thou", start=6.8, end=7.1, probability=0.9)]
@@ -95,9 +95,7 @@ def test_a_sentence_final_word_left_in_a_gap_ends_the_piece_before():
 
 
 def test_leftovers_requeue_what_the_decoder_did_not_reach():
-    w = Window("en")
-    w.add(piece(0, 10.0, 8), 1.0)
-    w.add(piece(1, 0.0, 8), 1.0)  # offset 9..17
+    w = window(piece(0, 10.0, 8), piece(1, 0.0, 8))  # offset 9..17
     rest = leftovers(w, covered=12.0, min_rest=0.3)
     assert len(rest) == 1 and rest[0].file == 1
     assert rest[0].start == 3.0 and abs(rest[0].duration - 5.0) < 1e-3 and rest[0].retries == 1
@@ -105,9 +103,7 @@ def test_leftovers_requeue_what_the_decoder_did_not_reach():
 
 
 def test_starved_flags_skipped_speech():
-    w = Window("en")
-    w.add(piece(0, 0.0, 10), 1.0)
-    w.add(piece(1, 0.0, 10), 1.0)
+    w = window(piece(0, 0.0, 10), piece(1, 0.0, 10))
     normal = [Word(i * 0.4, i * 0.4 + 0.3, " w", 0.9) for i in range(25)]
     stretched = [Word(0.0, 0.3, " to", 0.1), Word(0.3, 7.0, " save", 0.8), Word(7.0, 7.3, " it", 0.9)]
     segs = [(0, Segment(0, 0, 10, "x", words=normal)), (1, Segment(0, 0, 10, "x", words=stretched))]
@@ -119,9 +115,7 @@ def test_starved_flags_a_short_piece_left_with_a_stray_word():
     """A 2.8 s piece Whisper skipped whole, left with one word the aligner pulled back from the
     next piece (0.35 words/s), is flagged; a short piece of a few words is not, nor is one
     short word on its own in a piece of 1.2 s."""
-    w = Window("en")
-    for n, d in enumerate((8.0, 2.8, 2.5, 1.2, 8.0)):
-        w.add(piece(n, 0.0, d), 1.0)
+    w = window(*(piece(n, 0.0, d) for n, d in enumerate((8.0, 2.8, 2.5, 1.2, 8.0))))
     segs = [(0, Segment(0, 0, 8, "x", words=[Word(i * 0.4, i * 0.4 + 0.3, " w", 0.9) for i in range(18)])),
             (1, Segment(0, 1.8, 2.4, " Because", words=[Word(1.8, 2.4, " Because", 0.6)])),
             (2, Segment(0, 0.2, 2.3, " Thou also thou also", words=[Word(0.2 + i * 0.5, 0.6 + i * 0.5, " w", 0.9) for i in range(4)])),

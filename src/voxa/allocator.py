@@ -53,6 +53,11 @@ def tune() -> bool:
         return _state
 
 
+def active() -> bool:
+    """Whether :func:`tune` has set the settings in this process (asking does not set them)."""
+    return bool(_state)
+
+
 def _apply() -> bool:
     if os.environ.get("VOXA_MALLOC", "").lower() == "default":
         return False

@@ -6,9 +6,10 @@ in its first 1.5 s as often as the decoder allows) and sent as an interim result
 stops for ``speculate_ms`` the utterance is decoded once more, as a final would be; if the
 silence then lasts ``endpointing_ms`` that decode is usually done already, so the final goes out
 at the endpoint with no wait. If speech resumes instead, the decode counts as an interim, and
-one not yet started is decoded as an interim, without the lookback below (``_demote``). An utterance longer than ``commit_s`` commits the words
-two successive decodes agree on (whisper_streaming's LocalAgreement-2) as a final and drops that
-audio, so no buffer grows without bound.
+one not yet started is decoded as an interim, without the lookback below (``_demote``). An
+utterance longer than ``commit_s`` commits the words two successive decodes agree on
+(whisper_streaming's LocalAgreement-2) as a final and drops that audio, so no buffer grows
+without bound.
 
 A final is decoded with up to ``lookback_s`` (10 s) of the speech before it, and the text already
 sent for that speech as Whisper's decoder prefix (``Recognizer._look_back``, called by the
