@@ -121,6 +121,22 @@ def test_a_killed_finetune_resumes_from_its_last_checkpoint(eval_dir, tmp_path):
     assert not work.exists()  # done: checkpoints removed
 
 
+def test_the_reported_wer_decodes_each_recording_alone(eval_dir):
+    """The WER before and after that voxa finetune reports does not depend on which recordings are
+    measured together: each is decoded on its own, as in training (packed, Whisper reads the text
+    of the recording before it in the window, and that moves a short clip's words)."""
+    import voxa
+    from voxa.evaluate import wer
+    from voxa.finetune.train import _wer
+
+    files, refs = librispeech(eval_dir)
+    short = [(p, r) for p, r in zip(files, refs) if len(r.split()) < 12][:12]
+    examples = [corpus.Example(p, r) for p, r in short]
+    engine = voxa.load_model("whisper-tiny.en")
+    alone = [engine.transcribe(p, language="en", pack=False).text for p, _ in short]  # one call each
+    assert _wer("whisper-tiny.en", examples, "en") == pytest.approx(100.0 * wer([r for _, r in short], alone))
+
+
 def test_bad_data_gets_one_clear_line_and_exit_2(eval_dir, tmp_path):
     """Missing transcript, empty transcript, empty audio, manifest naming a missing file or lacking
     a column, a recording over 30 s, too few recordings, a bad model name, a validation set that is

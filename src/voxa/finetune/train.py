@@ -10,7 +10,7 @@ encoder optionally frozen. voxa adds what its users need around it:
   text ``<|endoftext|>``), so training sees what inference sees;
 * a held-out split (or a validation set of your own, ``validation=``), and its WER before and
   after measured through voxa's own transcription of the exported model (Whisper's English
-  normaliser), not the PyTorch model;
+  normaliser), not the PyTorch model, each recording decoded on its own (not packed with others);
 * checkpoints in ``$VOXA_HOME/finetune/NAME`` every ``save_steps``: run the same command again
   after an interrupt (even ``kill -9``) and it continues from the last one;
 * the result merged (LoRA) and exported back to CTranslate2 (:func:`~.convert.export_ct2`) into
@@ -127,7 +127,10 @@ def _wer(model: str | Path, examples, language: str | None) -> float:
     from ..evaluate import wer
 
     engine = load_model(str(model))
-    hyps = [t.text for t in engine.transcribe_many([e.path for e in examples], language=language)]
+    # each recording decoded alone: packed, Whisper reads the text of the recording before it in
+    # the window, and what a short clip was packed with moves its WER more than a fine-tune does
+    # (benchmarks/finetune.py); training sees one recording a window too
+    hyps = [t.text for t in engine.transcribe_many([e.path for e in examples], language=language, pack=False)]
     return 100.0 * wer([e.text for e in examples], hyps)
 
 
