@@ -201,3 +201,25 @@ def test_split_and_augment():
     y = corpus.augment(x, np.random.default_rng(0))
     assert 0.85 * x.size < y.size < 1.15 * x.size and np.abs(y).max() <= 1.0 and not np.allclose(y[:x.size // 2],
                                                                                                  x[:x.size // 2])
+
+
+def test_lora_starts_from_the_seed():
+    """LoRA's starting weights come from the run's seed: the same settings give the same model
+    (they were drawn before the Trainer seeded, so two runs of one command differed)."""
+    import torch
+
+    from voxa import registry
+    from voxa.finetune.convert import load_hf
+    from voxa.finetune.train import Settings, adapt
+
+    _, base = registry.resolve("whisper-tiny.en")
+
+    def lora(seed, before):
+        torch.manual_seed(before)  # whatever drew random numbers before
+        m = adapt(load_hf(base), Settings(freeze_encoder=True, seed=seed))
+        return {k: v.clone() for k, v in m.state_dict().items() if "lora_A" in k}
+
+    a, b, c = lora(0, before=1), lora(0, before=2), lora(1, before=1)
+    assert a and a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a) and not all(torch.equal(a[k], c[k]) for k in a)
+    assert all("decoder" in k for k in a)  # encoder frozen: adapters on the decoder only

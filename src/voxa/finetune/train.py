@@ -113,6 +113,24 @@ def _collate(batch):
     return {"input_features": feats, "labels": labels}
 
 
+def adapt(model, s: Settings):
+    """What trains: the encoder frozen or not, LoRA adapters (q and v projections) or all weights.
+    LoRA's starting weights are random: they are drawn from ``s.seed`` (the Trainer seeds only
+    once the model exists), so the same data and settings give the same model."""
+    import torch
+
+    if s.freeze_encoder:
+        model.model.encoder.requires_grad_(False)
+    if not s.lora:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(s.seed)
+    targets = r".*decoder.*\.(q_proj|v_proj)" if s.freeze_encoder else ["q_proj", "v_proj"]
+    return get_peft_model(model, LoraConfig(r=s.lora_rank, lora_alpha=2 * s.lora_rank, lora_dropout=0.05,
+                                            target_modules=targets, bias="none"))
+
+
 def _peak_rss_mb() -> int:
     """This process's peak resident memory (VmHWM: ru_maxrss would include a parent's, across exec)."""
     try:
@@ -191,14 +209,7 @@ def finetune(data: str | Path, name: str, settings: Settings | None = None, *, r
             raise InputError(f"unknown language {s.language!r}: use a Whisper language code (en, de, ...)") from None
     elif s.language not in ("en", None):
         raise InputError(f"{base_name} is English only; recordings in {s.language!r} need whisper-base")
-    if s.freeze_encoder:
-        model.model.encoder.requires_grad_(False)
-    if s.lora:
-        from peft import LoraConfig, get_peft_model
-
-        targets = r".*decoder.*\.(q_proj|v_proj)" if s.freeze_encoder else ["q_proj", "v_proj"]
-        model = get_peft_model(model, LoraConfig(r=s.lora_rank, lora_alpha=2 * s.lora_rank, lora_dropout=0.05,
-                                                 target_modules=targets, bias="none"))
+    model = adapt(model, s)
     train_set = _Corpus(train, tok, model.config.num_mel_bins, augment=s.augment, seed=s.seed)
     steps_per_epoch = -(-len(train) // s.batch_size)
     total = s.max_steps or max(1, round(s.epochs * steps_per_epoch))
