@@ -185,6 +185,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clip-lines", type=int, default=2, help="lines of a sonnet per clip with --mode sonnets")
     ap.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
     ap.add_argument("--extra", type=Path, help="a manifest of recordings added to every fine-tune's training set")
+    ap.add_argument("--seed", type=int, default=0, help="voxa finetune --seed (LoRA's start, the shuffling)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune.md"))
     args = ap.parse_args(argv)
 
@@ -208,7 +209,7 @@ def main(argv=None) -> int:
                             + (args.extra.read_text() if args.extra else ""))
         name = f"bench-ft-{spk.replace(' ', '')}-{fold}"
         cmd = [sys.executable, "-m", "voxa.cli", "finetune", str(manifest), "--out", name, "--base", args.base,
-               "--epochs", str(args.epochs), "--json", "-q", "--restart"]
+               "--epochs", str(args.epochs), "--seed", str(args.seed), "--json", "-q", "--restart"]
         if test:
             val = work / f"{spk.replace(' ', '')}-{fold}.val.jsonl"
             val.write_text("".join(json.dumps({"audio": str(p), "text": t}) + "\n" for p, t in test))
@@ -260,7 +261,8 @@ def main(argv=None) -> int:
              *machine_facts(("torch", "transformers", "peft", "ctranslate2")), "",
              f"Base {args.base}; {'all weights' if args.full else 'LoRA (rank 32, q/v projections)'}"
              f"{', encoder frozen' if args.freeze_encoder else ''}, "
-             f"{args.epochs:g} epochs, batch 8, learning rate {args.lr or ('1e-5' if args.full else '5e-4')}; "
+             f"{args.epochs:g} epochs, batch 8, learning rate {args.lr or ('1e-5' if args.full else '5e-4')}, "
+             f"seed {args.seed}; "
              + ("per held-out sonnet: trained on the clips of the other two (one reader, Shakespeare's sonnets "
                 f"I-III, {args.clip_lines} line(s) a clip, cut at whisper-base's word times), tested on that sonnet's; "
                 "regressions on "

@@ -65,10 +65,11 @@ def test_a_short_finetune_runs_end_to_end_and_is_served_by_name(eval_dir, tmp_pa
     transcribes through the CLI and the server by its name."""
     manifest = speaker_manifest(eval_dir, tmp_path / "spk.jsonl")
     r = run("finetune", manifest, "--out", "spk1688-tiny", "--base", "whisper-tiny.en", "--max-steps", "3",
-            "--batch-size", "4", "--val-fraction", "0.2", "--json", "-q", timeout=900)
+            "--batch-size", "4", "--val-fraction", "0.2", "--seed", "7", "--json", "-q", timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(r.stdout)
     assert report["steps"] == 3 and report["train"] == 8 and report["validation"] == 2
+    assert report["settings"]["seed"] == 7  # --seed reaches the split, LoRA's start and the Trainer
     assert 0 <= report["wer_after"] < 50 and report["base"] == "whisper-tiny.en"
     models = run("models", timeout=120)
     assert "spk1688-tiny" in models.stdout and "fine-tuned from" in models.stdout

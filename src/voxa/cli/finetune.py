@@ -31,6 +31,8 @@ def finetune(
     val: Optional[Path] = typer.Option(None, "--val", help="Your own held-out recordings (a folder or manifest, "
                                                            "as DATA) to measure WER on; then all of DATA trains."),
     language: str = typer.Option("en", "--language", "-l", help="Language of the recordings (multilingual bases)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the split, LoRA's starting weights and the shuffling: "
+                             "another seed, another model (run a few to see the spread)."),
     restart: bool = typer.Option(False, "--restart", help="Start over instead of resuming an interrupted run."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
@@ -41,7 +43,8 @@ def finetune(
 
     settings = Settings(base=base, epochs=epochs, lr=lr, lora=lora, freeze_encoder=freeze_encoder,
                         augment=augment, batch_size=batch_size, max_steps=max_steps, save_steps=save_steps,
-                        val_fraction=val_fraction, validation=str(val) if val else None, language=language)
+                        val_fraction=val_fraction, validation=str(val) if val else None, language=language,
+                        seed=seed)
     with progress_bar(not quiet and err.is_terminal, "step") as progress:
         bar = progress.add_task("fine-tuning", total=None, step="")
 
