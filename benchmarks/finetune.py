@@ -28,8 +28,8 @@ test-other and the 19 of :func:`outside`: 79 recordings).
 
 ``--mode voice`` adapts to a voice Whisper never heard, a synthetic one: espeak-ng (``en-us``, a
 formant synthesiser, nothing like the recordings Whisper learnt from; whisper-base reads it at
-23% WER, against 13% for the LibriSpeech readers of the same texts) reads the 60 test-other texts (:func:`voice`),
-in 3 groups of two chapters; per group, trained on the other two groups' 40 and tested on its 20
+23% WER, against 13% for the LibriSpeech readers of the same texts) reads the 60 test-other
+texts (:func:`voice`), in 3 groups of two chapters; per group, trained on the other two groups' 40 and tested on its 20
 (text from chapters it never saw, so what it gains is the voice, not the words); the regression
 check is real English outside the set (the 19 of :func:`outside`). Synthetic speech, so it says
 whether the machinery adapts at all when there is something to learn, not what a real speaker
@@ -202,7 +202,8 @@ def main(argv=None) -> int:
     ap.add_argument("--speakers", default="all", help="comma-separated speaker ids, or all")
     ap.add_argument("--mode", choices=("speaker", "kfold", "domain", "sonnets", "voice"), default="speaker",
                     help="speaker: 7 of a speaker's utterances, 3 held out; kfold: each utterance held out once; "
-                         "domain: leave one speaker out; sonnets: one reader's Shakespeare, leave one sonnet out")
+                         "domain: leave one speaker out; sonnets: one reader's Shakespeare, leave one sonnet out; "
+                         "voice: espeak-ng reading the texts, leave two chapters out")
     ap.add_argument("--folds", type=int, default=5, help="folds per speaker with --mode kfold")
     ap.add_argument("--clip-lines", type=int, default=2, help="lines of a sonnet per clip with --mode sonnets")
     ap.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
