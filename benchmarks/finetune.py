@@ -157,8 +157,9 @@ def voice(work: Path) -> dict[str, list[tuple[Path, str]]]:
     if shutil.which("espeak-ng") is None:
         raise SystemExit("--mode voice needs espeak-ng (apt-get install espeak-ng)")
     out: dict[str, list[tuple[Path, str]]] = {}
-    for n, spk in enumerate(sorted(corpus())):
-        for path, text in corpus()[spk]:
+    readers = corpus()
+    for n, spk in enumerate(sorted(readers)):
+        for path, text in readers[spk]:
             wav = work / f"espeak-{path.stem}.wav"
             subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), text], check=True)
             out.setdefault(f"chapters {n // 2 * 2 + 1}-{n // 2 * 2 + 2}", []).append((wav, text))
@@ -218,13 +219,13 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="voxa-ft-bench-"))
     poems = args.mode == "sonnets"
     grouped = args.mode in ("sonnets", "voice")  # leave one group out
+    domain = args.mode in ("domain", "sonnets", "voice")  # trained on the others, not on the held-out's own
     data = sonnets(work, args.clip_lines) if poems else voice(work) if grouped else corpus()
     speakers = sorted(data) if args.speakers == "all" else args.speakers.split(",")
     base = voxa.load_model(args.base)
     rows, own_b, own_a, other_b, other_a = [], [], [], [], []
     jobs = [(spk, f) for spk in speakers for f in range(args.folds if args.mode == "kfold" else 1)]
     for spk, fold in jobs:
-        domain = args.mode in ("domain", "sonnets", "voice")
         test = data[spk][fold::args.folds] if args.mode == "kfold" else data[spk] if grouped else None
         train_on = ([r for s2 in data if s2 != spk for r in data[s2]] if domain
                     else [r for r in data[spk] if r not in test] if test else data[spk])
