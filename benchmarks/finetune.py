@@ -360,7 +360,7 @@ def main(argv=None) -> int:
              *machine_facts(("torch", "transformers", "peft", "ctranslate2")), "",
              f"Base {args.base}; {'all weights' if args.full else 'LoRA (rank 32, q/v projections)'}"
              f"{', encoder frozen' if args.freeze_encoder else ''}, "
-             f"{args.epochs:g} epochs, batch 8, learning rate {args.lr or ('1e-5' if args.full else '5e-4')}, "
+             f"{args.epochs:g} epochs, batch 8, learning rate {args.lr or ('1e-5' if args.full else '1e-4')}, "
              f"seed {args.seed}; {setup}", "",
              "| speaker | train / held out | steps | held-out WER before → after | "
              + other_label + " WER before → after | wall time | peak RSS |", "|---|---|---|---|---|---|---|"]

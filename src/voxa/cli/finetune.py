@@ -18,7 +18,7 @@ def finetune(
     name: str = typer.Option(..., "--out", help="Name of the new model (then `voxa transcribe -m NAME`)."),
     base: str = typer.Option("whisper-base", "--base", help="Model to start from: whisper-base or whisper-tiny.en."),
     epochs: float = typer.Option(3.0, "--epochs", min=0.01, help="Passes over the training recordings."),
-    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Learning rate (default 5e-4 with LoRA, "
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Learning rate (default 1e-4 with LoRA, "
                                                                     "1e-5 with --full)."),
     lora: bool = typer.Option(True, "--lora/--full", help="Train LoRA adapters (default), or every weight."),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="Train the decoder only."),
