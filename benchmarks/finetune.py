@@ -37,7 +37,7 @@ gains; Debian's ``espeak-ng`` must be installed.
 
 ``--mode phone`` adapts to a channel: the same 60 real recordings as a mobile phone call carries
 them (:func:`phone`: 300-3400 Hz, GSM 06.10 full rate at 8 kHz, through sox; whisper-base reads
-them at 18% WER against 13% as recorded), grouped and left out as in ``--mode voice``, so the
+them at about 19% WER against 13% as recorded), grouped and left out as in ``--mode voice``, so the
 held-out group is two readers and two chapters never trained on: what the model gains is the
 channel. Regressions on the 19 of :func:`outside` as recorded. Real speech through a real codec
 (derived data, said so); Debian's ``sox`` must be installed. ``--mode calls`` is the same channel

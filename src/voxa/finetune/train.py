@@ -61,8 +61,8 @@ class Settings:
     def rate(self) -> float:
         """LoRA's default is 1e-4. It was 5e-4 until measured on real speech: six readers through a
         phone channel, whisper-base with the encoder trainable, 18.73% -> 28.04% WER at 5e-4 and
-        18.44% at 1e-4; on a synthetic voice, 5e-4 cost 1.8 points on real English, 1e-4 none
-        (benchmarks/results/finetune-calls-base*.md, finetune-voice-base*.md)."""
+        18.44% at 1e-4; on a synthetic voice, 5e-4 cost 1.8 points on real English, 1e-4 at most
+        0.4 (benchmarks/results/finetune-calls-base*.md, finetune-voice-base*.md)."""
         return self.lr if self.lr is not None else (1e-4 if self.lora else 1e-5)
 
 
