@@ -259,6 +259,7 @@ def main(argv=None) -> int:
 
     import voxa
     from voxa import registry
+    from voxa.finetune.train import Settings
 
     work = Path(tempfile.mkdtemp(prefix="voxa-ft-bench-"))
     poems = args.mode == "sonnets"
@@ -325,6 +326,7 @@ def main(argv=None) -> int:
 
     ok = [r for r in rows if "error" not in r]
     outside_19 = "19 recordings: LibriSpeech test-clean and dev-clean, JFK, LibriVox Austen, card names, a robot command"
+    gsm = "as a GSM phone call carries them (300-3400 Hz, GSM 06.10 full rate, 8 kHz)"
     title, setup, other_label = {
         "sonnets": ("one reader's Shakespeare",
                     "per held-out sonnet: trained on the clips of the other two (one reader, Shakespeare's sonnets "
@@ -340,13 +342,12 @@ def main(argv=None) -> int:
                   f"({outside_19}).", "real English"),
         "phone": ("a phone channel (LibriSpeech readers through GSM 06.10 at 8 kHz)",
                   "per held-out group of two chapters (two readers): trained on the other 40 test-other recordings "
-                  "as a GSM phone call carries them (300-3400 Hz, GSM 06.10 full rate, 8 kHz), tested on the group's "
-                  f"20 through the same channel; regressions on the original real English outside the set "
-                  f"({outside_19}).", "real English"),
+                  f"{gsm}, tested on the group's 20 through the same channel; regressions on the original real "
+                  f"English outside the set ({outside_19}).", "real English"),
         "calls": ("six readers on a phone channel (LibriSpeech through GSM 06.10 at 8 kHz)",
-                  "the 60 test-other recordings as a GSM phone call carries them (300-3400 Hz, GSM 06.10 full "
-                  "rate, 8 kHz) in two halves, every reader's even utterances and their odd ones; per half: trained "
-                  "on the other half, tested on it (the same readers and chapters, other sentences); regressions "
+                  f"the 60 test-other recordings {gsm} in two halves, every reader's even utterances and their odd "
+                  "ones; per half: trained on the other half, tested on it (the same readers and chapters, other "
+                  "sentences); regressions "
                   f"on the original real English outside the set ({outside_19}).", "real English"),
         "kfold": ("one speaker",
                   f"per speaker {args.folds} folds: each fine-tune trains on the utterances outside its fold and is "
@@ -360,7 +361,7 @@ def main(argv=None) -> int:
              *machine_facts(("torch", "transformers", "peft", "ctranslate2")), "",
              f"Base {args.base}; {'all weights' if args.full else 'LoRA (rank 32, q/v projections)'}"
              f"{', encoder frozen' if args.freeze_encoder else ''}, "
-             f"{args.epochs:g} epochs, batch 8, learning rate {args.lr or ('1e-5' if args.full else '1e-4')}, "
+             f"{args.epochs:g} epochs, batch 8, learning rate {Settings(lr=args.lr, lora=not args.full).rate():g}, "
              f"seed {args.seed}; {setup}", "",
              "| speaker | train / held out | steps | held-out WER before → after | "
              + other_label + " WER before → after | wall time | peak RSS |", "|---|---|---|---|---|---|---|"]
